@@ -1,0 +1,49 @@
+"""Load a causal LM by registered name, local HF folder or GGUF path, on the fastest backend that fits."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ragspec.models import fast
+from ragspec.models.base import CausalLM
+from ragspec.models.stock import StockLM
+
+BACKENDS = ("auto", "fast", "stock")
+
+
+def wrap(model, tokenizer=None, name: str = "", backend: str = "auto") -> CausalLM:
+    """Wrap an already loaded Hugging Face model in a ragspec backend."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
+    if backend == "fast" or (backend == "auto" and fast.supports(model)):
+        return fast.FastLM(model, tokenizer, name)
+    return StockLM(model, tokenizer, name)
+
+
+def load_hf(name_or_path: str):
+    """(model, tokenizer, resolved name) for a registered name, HF folder or GGUF file; float32 on CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ragspec.models.registry import resolve_model
+
+    resolved = resolve_model(name_or_path)
+    if resolved.kind != "causal-lm":
+        raise ValueError(f"{name_or_path!r} is a {resolved.kind} model, not a causal LM")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True)
+    return model.eval(), tokenizer, resolved.name
+
+
+def load_causal_lm(name_or_path: str, backend: str = "auto") -> CausalLM:
+    """Load a model for ragspec's own decoding loop.
+
+    Args:
+        name_or_path: a registered model name (see `ragspec models list`), a local Hugging Face model folder,
+            or a local .gguf file (converted once to a safetensors cache).
+        backend: "fast" (lean Llama-family runner), "stock" (the transformers forward) or "auto".
+    """
+    model, tokenizer, name = load_hf(name_or_path)
+    return wrap(model, tokenizer, name, backend)
