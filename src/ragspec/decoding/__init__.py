@@ -1,0 +1,1 @@
+"""Decoding: sampling transforms, stop conditions, chat prompts and the text stream."""

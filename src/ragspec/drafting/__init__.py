@@ -1,0 +1,1 @@
+"""Proposers: draft trees from retrieval (PLD, REST) and from draft language models."""

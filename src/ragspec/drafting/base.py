@@ -1,0 +1,43 @@
+"""The proposer interface: propose a draft tree, then observe what the target accepted.
+
+Every proposer takes the same `DraftContext`, so the engine never needs to know which one it drives.
+A proposer with nothing to offer returns `TokenTree.empty()` (never None); the step is then a plain
+decoding step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+
+from ragspec.decoding.sampling import SamplingParams
+from ragspec.spec.acceptance import Acceptance
+from ragspec.spec.tree import TokenTree
+
+
+@dataclass(frozen=True)
+class DraftContext:
+    """What a proposer may look at for one step."""
+
+    tokens: Sequence[int]  # prompt + generated so far; the last one is the pending root (read-only)
+    num_prompt_tokens: int
+    max_nodes: int  # node budget of the tree
+    max_depth: int  # no path longer than this (the engine caps it by the tokens left to generate)
+    sampling: SamplingParams
+    generator: torch.Generator | None = None
+
+
+class Proposer(Protocol):
+    name: str
+
+    def begin(self, prompt_ids: Sequence[int]) -> None:
+        """Start a new sequence (reset per-sequence state, prefill a drafter)."""
+        ...
+
+    def propose(self, ctx: DraftContext) -> TokenTree: ...
+
+    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
+        """Feedback after verification; ctx.tokens does not include the step's output yet."""
+        ...

@@ -1,0 +1,122 @@
+"""A small language model as the drafter.
+
+The drafter keeps its own KV cache in step with the committed text. It drafts a chain one forward per
+token (greedy, or sampled from the same transform the target uses, which makes the chain stochastic
+nodes carrying q), stops early when its confidence falls below a threshold, and adds the next `top_k - 1`
+most likely tokens at each depth as sibling leaves: they come from distributions it computed anyway, so
+the tree costs no extra drafter forward, and the target checks them in the same verification pass.
+
+The drafter may read a different prompt than the target (RAPID: only the retrieved chunks of a long
+document): pass `prompt_ids` and it drafts the same continuation from its own context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ragspec.decoding.sampling import transform
+from ragspec.drafting.adaptive import DraftLength
+from ragspec.drafting.base import DraftContext
+from ragspec.models.base import CausalLM
+from ragspec.spec.acceptance import Acceptance
+from ragspec.spec.tree import ROOT, TokenTree, TreeBuilder
+
+
+@dataclass(frozen=True)
+class DraftLMConfig:
+    max_len: int = 6  # longest chain
+    min_len: int = 1
+    top_k: int = 1  # 1 = a chain; k > 1 adds k - 1 sibling leaves per depth
+    confidence: float = 0.0  # stop the chain after a token whose drafter probability is below this
+    adaptive: bool = True  # adapt the chain length to observed acceptance
+    prefill_chunk: int = 512
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_len <= self.max_len or self.top_k < 1 or not 0 <= self.confidence <= 1:
+            raise ValueError("need 1 <= min_len <= max_len, top_k >= 1 and 0 <= confidence <= 1")
+
+
+class DraftLMProposer:
+    """Drafts with a small causal LM (see module docstring)."""
+
+    name = "draft_lm"
+
+    def __init__(self, lm: CausalLM, config: DraftLMConfig | None = None,
+                 prompt_ids: Sequence[int] | None = None) -> None:
+        self.lm = lm
+        self.config = config or DraftLMConfig()
+        self.own_prompt = list(prompt_ids) if prompt_ids is not None else None
+        self.length = DraftLength(self.config.min_len, self.config.max_len)
+        self.cache = None
+        self.prompt: list[int] = []
+        self.chain: list[int] = []  # the last drafted chain
+        self.chain_fed = 0  # how many of its tokens have KV rows after the committed ones
+
+    def begin(self, prompt_ids: Sequence[int]) -> None:
+        self.prompt = list(self.own_prompt if self.own_prompt is not None else prompt_ids)
+        limit = self.lm.info.max_context
+        if limit and len(self.prompt) >= limit:
+            raise ValueError(f"the drafter prompt has {len(self.prompt)} tokens; its context is {limit}")
+        self.cache = self.lm.new_cache(len(self.prompt) + 256)
+        chunk = self.config.prefill_chunk
+        for s in range(0, len(self.prompt) - 1, chunk):
+            self.lm.forward(self.cache, torch.tensor(self.prompt[s : min(s + chunk, len(self.prompt) - 1)]), num_logits=1)
+        self.length = DraftLength(self.config.min_len, self.config.max_len)
+        self.chain, self.chain_fed = [], 0
+
+    def propose(self, ctx: DraftContext) -> TokenTree:
+        cfg = self.config
+        k = self.length.next(ctx.max_depth) if cfg.adaptive else min(cfg.max_len, ctx.max_depth)
+        seq = self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :])  # the drafter's view; ends with the root
+        limit = self.lm.info.max_context
+        if limit:
+            k = min(k, limit - len(seq))
+        if k <= 0:
+            return TokenTree.empty()
+        # Catch up on committed tokens the drafter has not read (accepted ones, the new root).
+        logits = self.lm.forward(self.cache, torch.tensor(seq[self.cache.length :]), num_logits=1)[-1]
+        builder = TreeBuilder(ctx.max_nodes)
+        parent, chain = ROOT, []
+        for depth in range(k):
+            q = transform(logits, ctx.sampling)
+            if ctx.sampling.greedy:
+                token, q_node = int(logits.argmax()), None
+            else:
+                token, q_node = int(torch.multinomial(q, 1, generator=ctx.generator)), q
+            conf = float(torch.softmax(logits.float(), -1)[token]) if cfg.confidence else 1.0
+            node = builder.insert([token], self.name, draft_probs=[q_node], scores=[conf], parent=parent)
+            if not node:
+                break
+            self._add_siblings(builder, q if not ctx.sampling.greedy else torch.softmax(logits.float(), -1),
+                               token, parent)
+            chain.append(token)
+            parent = node[0]
+            if conf < cfg.confidence or depth == k - 1:
+                break
+            logits = self.lm.forward(self.cache, torch.tensor([token]))[-1]
+        self.chain = chain
+        self.chain_fed = len(chain) - 1  # every chain token but the last was fed to the drafter
+        return builder.build()
+
+    def _add_siblings(self, builder: TreeBuilder, probs: torch.Tensor, token: int, parent: int) -> None:
+        if self.config.top_k <= 1:
+            return
+        for alt in torch.topk(probs, self.config.top_k).indices.tolist():
+            if alt != token and len(builder) < builder.max_nodes:
+                builder.insert([alt], self.name, scores=[float(probs[alt])], parent=parent)
+
+    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
+        # The drafter's rows after the committed text hold chain tokens; keep those the target accepted
+        # (compared by token, so this holds when the chain was fused into a larger tree).
+        committed = len(self.prompt) + len(ctx.tokens) - ctx.num_prompt_tokens
+        good = 0
+        for node, token in zip(acceptance.accepted, self.chain[: self.chain_fed]):
+            if tree.token_ids[node] != token:
+                break
+            good += 1
+        self.cache.crop(min(self.cache.length, committed + good))
+        if len(tree):
+            self.length.observe(len(acceptance.accepted))
