@@ -28,3 +28,34 @@ def tiny_hf(arch: str = "llama", vocab: int = 96, seed: int = 0, layers: int = 2
 
 def tiny_lm(arch: str = "llama", backend: str = "fast", **kw):
     return wrap(tiny_hf(arch, **kw), None, f"tiny-{arch}", backend)
+
+
+TINY_CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+
+
+def tiny_tokenizer():
+    """A character-level fast tokenizer with a chat template: 100 ids, built in memory (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<s>": 2, "<unk>": 3}
+    for ch in TINY_CHARS:
+        vocab.setdefault(ch, len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                  unk_token="<unk>")
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_chat_lm(arch: str = "llama", backend: str = "fast", seed: int = 0, max_pos: int = 4096):
+    """A tiny random model over the tiny tokenizer's vocabulary."""
+    tok = tiny_tokenizer()
+    model = tiny_hf(arch, vocab=len(tok), seed=seed, max_pos=max_pos)
+    return wrap(model, tok, f"tiny-{arch}", backend)

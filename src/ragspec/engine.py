@@ -22,7 +22,7 @@ import torch
 from ragspec.decoding.sampling import SamplingParams, transform
 from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.metrics import SpecStats
-from ragspec.models.base import CausalLM
+from ragspec.models.base import CausalLM, KVCache
 from ragspec.spec.acceptance import Acceptance, NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
 from ragspec.spec.gate import SpeculationGate
 from ragspec.spec.tree import TokenTree
@@ -66,6 +66,12 @@ class GenerationStream:
         return self._steps
 
 
+def prefill(lm: CausalLM, cache: KVCache, token_ids: Sequence[int], chunk: int = 512) -> None:
+    """Append `token_ids` to the cache in chunks (bounds activation memory on long prompts)."""
+    for s in range(0, len(token_ids), chunk):
+        lm.forward(cache, torch.tensor(token_ids[s : s + chunk]), num_logits=1)
+
+
 class Engine:
     """Generates with a target model and an optional proposer (see module docstring)."""
 
@@ -77,14 +83,18 @@ class Engine:
         self.rule = rule
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 128,
-                 sampling: SamplingParams | None = None, stop: StopCondition | None = None) -> Generation:
-        stream = self.stream(prompt_ids, max_new_tokens, sampling, stop)
+                 sampling: SamplingParams | None = None, stop: StopCondition | None = None,
+                 cache: KVCache | None = None) -> Generation:
+        stream = self.stream(prompt_ids, max_new_tokens, sampling, stop, cache)
         for _ in stream:
             pass
         return stream.result
 
     def stream(self, prompt_ids: Sequence[int], max_new_tokens: int = 128,
-               sampling: SamplingParams | None = None, stop: StopCondition | None = None) -> GenerationStream:
+               sampling: SamplingParams | None = None, stop: StopCondition | None = None,
+               cache: KVCache | None = None) -> GenerationStream:
+        """Generate after `prompt_ids`; `cache`, if given, already holds the prompt minus its last token
+        (a prefix shared by several runs, as in benchmarks) and is used instead of a prefill."""
         if not len(prompt_ids):
             raise ValueError("the prompt is empty")
         if max_new_tokens < 1:
@@ -93,19 +103,21 @@ class Engine:
         if limit and len(prompt_ids) >= limit:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {limit}")
         result = Generation(num_prompt_tokens=len(prompt_ids))
-        steps = self._run(list(prompt_ids), max_new_tokens, sampling or SamplingParams(), stop, result)
+        if cache is not None and cache.length != len(prompt_ids) - 1:
+            raise ValueError(f"a prefilled cache must hold {len(prompt_ids) - 1} rows, not {cache.length}")
+        steps = self._run(list(prompt_ids), max_new_tokens, sampling or SamplingParams(), stop, result, cache)
         return GenerationStream(steps, result)
 
     def _run(self, tokens: list[int], max_new_tokens: int, sampling: SamplingParams,
-             stop: StopCondition | None, result: Generation) -> Iterator[list[int]]:
+             stop: StopCondition | None, result: Generation, cache: KVCache | None) -> Iterator[list[int]]:
         cfg, stats, target = self.config, result.stats, self.target
         start = time.perf_counter()
         num_prompt = len(tokens)
         limit = target.info.max_context or (num_prompt + max_new_tokens + cfg.max_nodes + 1)
         max_new_tokens = min(max_new_tokens, limit - num_prompt)
-        cache = target.new_cache(min(limit, num_prompt + max_new_tokens + cfg.max_nodes + 1))
-        for s in range(0, num_prompt - 1, cfg.prefill_chunk):  # all but the last token: it is the first root
-            target.forward(cache, torch.tensor(tokens[s : min(s + cfg.prefill_chunk, num_prompt - 1)]), num_logits=1)
+        if cache is None:
+            cache = target.new_cache(min(limit, num_prompt + max_new_tokens + cfg.max_nodes + 1))
+            prefill(target, cache, tokens[:-1], cfg.prefill_chunk)  # the last prompt token is the first root
         stats.prefill_s = time.perf_counter() - start
         generator = sampling.generator() if not sampling.greedy else None
         rng = TorchRandomness(generator)

@@ -52,6 +52,10 @@ class KVCache(Protocol):
         """Keep rows `base + indices` (ascending, [k] long) at `base..base+k-1`; drop rows after."""
         ...
 
+    def copy(self, extra: int = 0) -> "KVCache":
+        """An independent copy of the committed rows (room for `extra` more), e.g. a shared prompt prefix."""
+        ...
+
 
 class CausalLM(Protocol):
     """A causal language model with an explicit KV cache (see module docstring)."""

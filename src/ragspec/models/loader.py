@@ -47,3 +47,18 @@ def load_causal_lm(name_or_path: str, backend: str = "auto") -> CausalLM:
     """
     model, tokenizer, name = load_hf(name_or_path)
     return wrap(model, tokenizer, name, backend)
+
+
+def random_hf(name_or_path: str, seed: int = 0):
+    """A randomly initialised model of a pulled model's exact shape, with its tokenizer (speed runs on
+    machines where the weights cannot travel)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ragspec.models.registry import resolve_model
+
+    resolved = resolve_model(name_or_path)
+    config = AutoConfig.from_pretrained(resolved.path, local_files_only=True)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True)
+    return model.eval(), tokenizer, f"{resolved.name} (random weights)"

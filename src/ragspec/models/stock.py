@@ -6,6 +6,8 @@ tested against. Tree verification passes a custom 4-D boolean mask, which transf
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
@@ -27,6 +29,11 @@ class StockCache:
         assert extra >= 0, f"cannot crop a cache of {self.length} rows to {length}"
         if extra:
             self.dynamic.crop(-extra)  # transformers 5: a negative value removes that many rows
+
+    def copy(self, extra: int = 0) -> "StockCache":
+        new = StockCache.__new__(StockCache)
+        new.dynamic = copy.deepcopy(self.dynamic)
+        return new
 
     def keep(self, base: int, indices: torch.Tensor) -> None:
         rows = torch.cat([torch.arange(base), base + indices.to(torch.long)])

@@ -1,0 +1,1 @@
+"""Benchmarks: generation speed against Hugging Face's own generation, verification cost, retrieval."""

@@ -1,0 +1,132 @@
+"""`ragspec bench ...` commands: wiring only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ragspec.corpus import cli as corpus_cli
+
+app = typer.Typer(help="Benchmarks: generation speed, verification cost, retrieval quality.", no_args_is_help=True)
+out, err = Console(), Console(stderr=True)
+
+
+def _write(path: Optional[Path], obj: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: str, backend: str,
+                 random_weights: bool):
+    from ragspec.bench.datastores import bench_datastore
+    from ragspec.bench.speed import BenchModels
+    from ragspec.models.loader import load_hf, random_hf, wrap
+
+    def load(name):
+        return random_hf(name) if random_weights else load_hf(name)
+
+    target_hf, tok, tname = load(model)
+    target = wrap(target_hf, tok, tname, backend)
+    drafter_hf = draft = None
+    if drafter:
+        if drafter == model:
+            drafter_hf, draft = target_hf, target  # self-drafting: same weights, separate caches
+        else:
+            drafter_hf, dtok, dname = load(drafter)
+            draft = wrap(drafter_hf, dtok, dname, backend)
+    if datastore == "none":
+        ds, ds_name = None, None
+    elif datastore == "auto":
+        ds_name, ds = bench_datastore(set_name, tok)
+    else:
+        from ragspec.corpus.store import Store
+        from ragspec.rag.datastore import load_datastore
+
+        with Store.open(datastore) as db:
+            ds, ds_name = load_datastore(db, tok), datastore
+    return BenchModels(target_hf, target, drafter_hf, draft, ds, ds_name)
+
+
+@app.command("speed")
+def speed(
+    data: Annotated[str, typer.Option("--data", help="Prompt set: squad-longdoc, rag, summarization, qa, mt_bench, math_reasoning, translation, humaneval.")],
+    model: Annotated[str, typer.Option("--model", help="Target model.")] = "smollm2-135m",
+    drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for draft and hf-assisted).")] = None,
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="Prompts.")] = 20,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
+    backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Random weights of the model's shape (speed only).")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG here.")] = None,
+) -> None:
+    """Tokens/s of ragspec's methods and Hugging Face's generate on the same prompts, in one process."""
+    from ragspec.bench.speed import DEFAULT_METHODS, run_speed
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] or list(DEFAULT_METHODS)
+    if not drafter:
+        chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
+    models = _load_models(model, drafter, data, datastore, backend, random_weights)
+    result = run_speed(models, data, chosen, limit, max_new_tokens,
+                       on_prompt=lambda i, pid, _: err.print(f"[dim]prompt {i + 1} ({pid}) done[/]", highlight=False))
+    _write(json_out, result)
+    _print_speed(result)
+    if plot is not None:
+        from ragspec.bench.plots import speed_plot
+
+        speed_plot(result, plot)
+
+
+def _print_speed(result: dict) -> None:
+    table = Table(title=f"{result['set']}: {result['model']} ({result['num_prompts']} prompts, "
+                        f"{result['prompt_tokens_mean']:.0f} prompt tokens on average)")
+    for col in ("method", "tok/s", "x hf-greedy", "MAL", "accept", "=greedy", "=hf-greedy", "fallback"):
+        table.add_column(col, justify="right")
+    fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
+    for r in result["rows"]:
+        table.add_row(r["method"], fmt(r["tokens_per_s"], "{:.1f}"), fmt(r["speedup_vs_hf_greedy"]),
+                      fmt(r["mean_acceptance_length"]), fmt(r["acceptance_rate"]), fmt(r["identical_to_greedy"]),
+                      fmt(r["identical_to_hf_greedy"]), fmt(r.get("fallback_share")))
+    out.print(table)
+
+
+@app.command("verify")
+def verify(
+    model: Annotated[str, typer.Option("--model")] = "smollm2-135m",
+    contexts: Annotated[str, typer.Option("--contexts", help="Comma-separated context lengths.")] = "1024,4096,8000",
+    tokens: Annotated[str, typer.Option("--tokens", help="Comma-separated token counts (1 = decode).")] = "1,4,8,16,32",
+    backends: Annotated[str, typer.Option("--backends")] = "fast,stock",
+    reps: Annotated[int, typer.Option("--reps")] = 5,
+    random_weights: Annotated[bool, typer.Option("--random-weights")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
+) -> None:
+    """Milliseconds per verification forward by context length and number of tokens."""
+    from ragspec.bench.verify import verify_curve
+    from ragspec.models.loader import load_hf, random_hf, wrap
+
+    hf, tok, name = random_hf(model) if random_weights else load_hf(model)
+    rows = []
+    for backend in backends.split(","):
+        lm = wrap(hf, tok, name, backend)
+        rows += verify_curve(lm, [int(c) for c in contexts.split(",")], [int(t) for t in tokens.split(",")], reps)
+        for r in rows[-len(tokens.split(",")) * len(contexts.split(",")):]:
+            err.print(f"[dim]{r}[/]", highlight=False)
+    result = {"model": name, "random_weights": random_weights, "rows": rows}
+    _write(json_out, result)
+    table = Table(title=f"ms per forward: {name}")
+    for col in ("backend", "context", "tokens", "ms", "x decode"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["backend"], str(r["context"]), str(r["tokens"]), f"{r['ms']:.1f}", f"{r['ratio_to_decode']:.2f}")
+    out.print(table)
+
+
+app.command("retrieval", help="Recall@k, MRR and query latency of BM25, dense and hybrid retrieval.")(
+    corpus_cli.bench_retrieval_command)

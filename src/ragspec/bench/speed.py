@@ -1,0 +1,181 @@
+"""`ragspec bench speed`: ragspec's decoding methods against Hugging Face's, same models, prompts, process.
+
+Each prompt is prefilled once per model (ragspec's cache and a transformers DynamicCache), and every
+method decodes from a copy, so the run measures decoding. Reported per method:
+- tokens_per_s: decode rate, (new tokens - 1) / (time from the first new token to the end), summed over
+  prompts; the first token carries prefill-like work (an assistant's own prefill) and is excluded;
+- e2e_tokens_per_s: new tokens / time from the call to the end (the prompt prefill excluded for all);
+- speedup_vs_hf_greedy: tokens_per_s / hf-greedy's;
+- mean_acceptance_length, acceptance_rate, per-source counts (vLLM definitions, ragspec.metrics);
+- identical_to_greedy: share of prompts whose tokens equal ragspec greedy's; identical_to_hf_greedy: the
+  same against transformers' greedy.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ragspec.bench.hf import HF_METHODS, hf_generate
+from ragspec.bench.sets import load_set
+from ragspec.decoding.text import chat_ids
+from ragspec.drafting.registry import SpecOptions, is_speculation, make_proposer
+from ragspec.engine import Engine, EngineConfig, prefill
+from ragspec.metrics import SpecStats
+
+DEFAULT_METHODS = ("hf-greedy", "hf-pld", "hf-assisted", "greedy", "pld", "rest", "draft", "pld+rest",
+                   "pld+draft", "pld+rest+draft")
+
+
+def is_ragspec(method: str) -> bool:
+    """ragspec methods: "greedy" or any speculation name of `ragspec.drafting.registry` (all lossless)."""
+    return method == "greedy" or is_speculation(method)
+
+
+@dataclass
+class MethodResult:
+    method: str
+    new_tokens: int = 0
+    decode_tokens: int = 0
+    decode_s: float = 0.0
+    e2e_s: float = 0.0
+    outputs: list[list[int]] = field(default_factory=list)
+    stats: SpecStats = field(default_factory=SpecStats)
+
+    def add(self, tokens: list[int], ttft_s: float, total_s: float) -> None:
+        self.outputs.append(tokens)
+        self.new_tokens += len(tokens)
+        if len(tokens) > 1:
+            self.decode_tokens += len(tokens) - 1
+            self.decode_s += total_s - ttft_s
+        self.e2e_s += total_s
+
+
+@dataclass
+class BenchModels:
+    """The loaded models of a run: HF objects for the baselines, ragspec wrappers over the same weights."""
+
+    target_hf: object
+    target: object
+    drafter_hf: object | None
+    drafter: object | None
+    datastore: object | None
+    datastore_name: str
+
+
+def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
+              engine_config: EngineConfig | None = None, options: SpecOptions | None = None,
+              on_prompt: Callable[[int, str, dict], None] | None = None) -> dict:
+    """Run every method on the first `limit` prompts of the set that fit the context; return the JSON object."""
+    for m in methods:
+        if not is_ragspec(m) and m not in HF_METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(DEFAULT_METHODS)} or other '+' joins")
+    options, engine_config = options or SpecOptions(), engine_config or EngineConfig()
+    target, tok = models.target, models.target.tokenizer
+    room = (target.info.max_context or 1 << 20) - max_new_tokens - engine_config.max_nodes - 2
+    prompts, skipped = [], 0
+    for p in load_set(set_name):
+        ids = chat_ids(tok, list(p.messages))
+        if len(ids) > room:
+            skipped += 1
+            continue
+        prompts.append((p.id, ids))
+        if len(prompts) == limit:
+            break
+    if not prompts:
+        raise ValueError(f"no prompt of {set_name!r} fits the context of {target.info.name}")
+    results = {m: MethodResult(m) for m in methods}
+    eos = target.info.eos_token_ids
+    prefill_s = {"ragspec": 0.0, "hf": 0.0}
+    for i, (pid, ids) in enumerate(prompts):
+        fast_cache, hf_cache = _prefill(models, ids, prefill_s, any(m in HF_METHODS for m in methods))
+        for m in methods:
+            r = results[m]
+            if m in HF_METHODS:
+                run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, hf_cache)
+                r.add(run.token_ids, run.ttft_s, run.total_s)
+            else:
+                proposer = None if m == "greedy" else make_proposer(
+                    m, drafter=models.drafter, datastore=models.datastore, options=options)
+                engine = Engine(target, proposer, engine_config)
+                gen = engine.generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
+                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
+                r.stats.add(gen.stats)
+        if on_prompt is not None:
+            on_prompt(i, pid, {m: results[m].outputs[-1] for m in methods})
+    return _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
+
+
+def _prefill(models: BenchModels, ids: list[int], prefill_s: dict, need_hf: bool):
+    from transformers import DynamicCache
+
+    target = models.target
+    t = time.perf_counter()
+    fast_cache = target.new_cache(len(ids) + 64)
+    prefill(target, fast_cache, ids[:-1])
+    prefill_s["ragspec"] += time.perf_counter() - t
+    hf_cache = None
+    if need_hf:
+        t = time.perf_counter()
+        hf_cache = DynamicCache(config=models.target_hf.config)
+        with torch.inference_mode():
+            for s in range(0, len(ids) - 1, 512):  # chunked like ragspec's, to bound activation memory
+                chunk = torch.tensor([ids[s : min(s + 512, len(ids) - 1)]])
+                models.target_hf(input_ids=chunk, past_key_values=hf_cache, use_cache=True, logits_to_keep=1)
+        prefill_s["hf"] += time.perf_counter() - t
+    return fast_cache, hf_cache
+
+
+def _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s) -> dict:
+    ref = results.get("greedy")
+    hf_ref = results.get("hf-greedy")
+    base = hf_ref.decode_tokens / hf_ref.decode_s if hf_ref and hf_ref.decode_s else None
+    rows = []
+    for m in methods:
+        r = results[m]
+        tps = r.decode_tokens / r.decode_s if r.decode_s else 0.0
+        row = {
+            "method": m,
+            "tokens_per_s": round(tps, 3),
+            "e2e_tokens_per_s": round(r.new_tokens / r.e2e_s, 3) if r.e2e_s else 0.0,
+            "speedup_vs_hf_greedy": round(tps / base, 3) if base else None,
+            "new_tokens": r.new_tokens,
+            "identical_to_greedy": _identical(r, ref),
+            "identical_to_hf_greedy": _identical(r, hf_ref),
+        }
+        if is_ragspec(m):
+            st = r.stats.to_dict()
+            row.update({k: st[k] for k in ("mean_acceptance_length", "acceptance_rate", "tokens_per_step",
+                                           "per_position_acceptance_rate", "by_source", "num_plain_fallback_steps",
+                                           "draft_s", "verify_s")})
+            row["fallback_share"] = round(r.stats.num_plain_fallback_steps / max(1, r.stats.num_steps), 4)
+        else:
+            row.update({"mean_acceptance_length": None, "acceptance_rate": None, "draft_s": None, "verify_s": None})
+        rows.append(row)
+    spec_rows = [r for r in rows if is_ragspec(r["method"]) and r["method"] != "greedy"]
+    best = max(spec_rows, key=lambda r: r["tokens_per_s"], default=None)
+    lengths = [len(ids) for _, ids in prompts]
+    return {
+        "set": set_name, "model": models.target.info.name, "backend": models.target.backend,
+        "drafter": models.drafter.info.name if models.drafter else None, "datastore": models.datastore_name,
+        "machine": _machine(), "num_prompts": len(prompts), "skipped_too_long": skipped,
+        "prompt_tokens_mean": round(sum(lengths) / len(lengths), 1), "prompt_tokens_max": max(lengths),
+        "max_new_tokens": max_new_tokens,
+        "prefill_tokens_per_s": {k: round(sum(lengths) / v, 1) for k, v in prefill_s.items() if v},
+        "best": best["method"] if best else None, "rows": rows,
+    }
+
+
+def _identical(r: MethodResult, ref: MethodResult | None) -> float | None:
+    if ref is None or not r.outputs:
+        return None
+    same = sum(a == b for a, b in zip(r.outputs, ref.outputs))
+    return round(same / len(r.outputs), 4)
+
+
+def _machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, torch {torch.__version__}".strip()

@@ -1,0 +1,226 @@
+"""The `ragspec` command line: wiring only, no logic (each command calls into the package).
+
+    ragspec models list | pull NAME
+    ragspec ingest PATH... --store DIR
+    ragspec search "query" --store DIR
+    ragspec ask "question" --store DIR [--model NAME] [--method rag|lc|SPECULATION] [--json]
+    ragspec eval DATA_DIR --method rag --limit N --json OUT
+    ragspec bench retrieval|speed|verify ...
+
+User errors print one red line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from ragspec.bench import cli as bench_cli
+from ragspec.corpus import cli as corpus_cli
+from ragspec.models import cli as models_cli
+
+DEFAULT_MODEL = "smollm2-135m"
+app = typer.Typer(name="ragspec", help="Retrieval-augmented speculative generation over your documents.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(models_cli.app, name="models")
+app.add_typer(bench_cli.app, name="bench")
+out, err = Console(), Console(stderr=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the package's user-facing errors into one red line and exit code 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, OSError) as exc:  # ModelError, IngestError, QueryError are ValueErrors
+            err.print(f"[red]error:[/] {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+# ----- corpus ---------------------------------------------------------------------------------------
+app.command("search")(corpus_cli.search_command)
+app.command("store-info")(corpus_cli.store_info_command)
+app.command("delete")(corpus_cli.delete_command)
+
+
+@app.command("ingest")
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (created on first ingest).")] = corpus_cli.DEFAULT_STORE,
+    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Tokens per chunk.")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option("--chunk-overlap", help="Overlap in tokens.")] = None,
+    embedder: Annotated[str, typer.Option("--embedder", help="Embedding model name or folder.")] = "minilm-l6",
+    datastore_model: Annotated[list[str], typer.Option("--datastore-model", help="Build the REST token datastore for this model's tokenizer (repeatable).")] = [DEFAULT_MODEL],  # noqa: B006
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Add files to a store (atomic per file), then build its REST token datastores."""
+    code = 0
+    try:
+        corpus_cli.ingest_command(paths, store, chunk_size, chunk_overlap, embedder, quiet)
+    except typer.Exit as exc:  # failed files: the good ones are committed, still build datastores
+        code = exc.exit_code
+        if not (store / "store.sqlite").is_file():
+            raise
+    _build_datastores(store, datastore_model)
+    if code:
+        raise typer.Exit(code)
+
+
+@user_errors
+def _build_datastores(store: Path, models: list[str]) -> None:
+    from transformers import AutoTokenizer
+
+    from ragspec.corpus.store import Store
+    from ragspec.models.registry import resolve_model
+    from ragspec.rag.datastore import load_datastore
+
+    with Store.open(store) as db:
+        for name in models:
+            tok = AutoTokenizer.from_pretrained(resolve_model(name).path, local_files_only=True)
+            ds = load_datastore(db, tok)
+            if ds is not None:
+                out.print(f"datastore for {name}: {len(ds):,} tokens", highlight=False)
+
+
+# ----- answers --------------------------------------------------------------------------------------
+def _pipeline(store: Path | None, model: str, drafter: str | None, speculation: str, k: int, mode: str,
+              max_new_tokens: int, backend: str):
+    from ragspec.corpus.store import Store
+    from ragspec.drafting.registry import parse
+    from ragspec.models.loader import load_causal_lm
+    from ragspec.rag.answer import RagConfig, RagPipeline
+    from ragspec.rag.datastore import load_datastore
+    from ragspec.retrieval.hybrid import StoreRetriever
+
+    target = load_causal_lm(model, backend)
+    draft_lm = load_causal_lm(drafter, backend) if drafter else None
+    retriever = datastore = None
+    if store is not None:
+        if not (Path(store) / "store.sqlite").is_file():
+            raise ValueError(f"{store}: no store here; run `ragspec ingest PATH --store {store}` first")
+        db = Store.open(store)
+        retriever = StoreRetriever(db, mode=mode)
+        if "rest" in parse(speculation):
+            datastore = load_datastore(db, target.tokenizer)
+    config = RagConfig(k=k, mode=mode, max_new_tokens=max_new_tokens, speculation=speculation)
+    return RagPipeline(target, retriever, drafter=draft_lm, datastore=datastore, config=config)
+
+
+def _method(method: str) -> tuple[str, str | None]:
+    """`--method` takes a pipeline (rag, lc) or a speculation name (then the pipeline is rag)."""
+    from ragspec.drafting.registry import SPECULATION, is_speculation
+    from ragspec.rag.answer import PIPELINES
+
+    if method in PIPELINES:
+        return method, None
+    if is_speculation(method):
+        return "rag", method
+    raise ValueError(f"unknown method {method!r}; choose a pipeline ({', '.join(PIPELINES)}) "
+                     f"or a speculation ({', '.join(SPECULATION)})")
+
+
+@app.command("ask")
+@user_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    store: Annotated[Optional[Path], typer.Option("--store", "-s", help="Store folder to retrieve from.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Target model name, HF folder or .gguf.")] = DEFAULT_MODEL,
+    drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for --spec draft).")] = None,
+    method: Annotated[str, typer.Option("--method", help="rag, lc, or a speculation name (implies rag).")] = "rag",
+    spec: Annotated[str, typer.Option("--spec", help="Speculation: auto, none, pld, rest, retrieval, draft.")] = "auto",
+    context: Annotated[Optional[Path], typer.Option("--context", help="Document file for --method lc.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Sources in the prompt.")] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, bm25, dense.")] = "hybrid",
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Answer length limit.")] = 96,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="0 = off.")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a question from a store with numbered sources, timings and speculation statistics."""
+    from ragspec.decoding.sampling import SamplingParams
+
+    pipeline_name, implied = _method(method)
+    speculation = implied or spec
+    document = None
+    if pipeline_name == "lc":
+        if context is None:
+            raise ValueError("--method lc needs --context FILE")
+        document = context.read_text(encoding="utf-8")
+    pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
+                     max_new_tokens, backend)
+    sampling = SamplingParams(temperature, top_p, top_k, seed)
+    stream = None if as_json else (lambda text: out.print(text, end="", highlight=False, markup=False, soft_wrap=True))
+    ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
+                      on_text=stream)
+    if as_json:
+        sys.stdout.write(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    out.print()
+    for s in ans.sources:
+        where = f", p.{s.page}" if s.page is not None else ""
+        out.print(f"[dim][{s.number}] {s.title} ({s.doc_id}{where}) score={s.score:.4f}[/]", highlight=False)
+    st = ans.stats
+    note = " (prompt truncated to fit the context)" if ans.truncated else ""
+    out.print(f"[dim]{ans.new_tokens} tokens, TTFT {ans.ttft_s:.2f}s, {ans.tokens_per_s:.1f} tok/s, "
+              f"speculation {ans.speculation}: mean acceptance length {st.mean_acceptance_length:.2f}{note}[/]",
+              highlight=False)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with corpus.jsonl and questions.jsonl.")],
+    method: Annotated[str, typer.Option("--method", help="rag or lc.")] = "rag",
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Questions (a seeded sample).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result object here.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Target model.")] = DEFAULT_MODEL,
+    drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model.")] = None,
+    spec: Annotated[str, typer.Option("--spec", help="Speculation for generation.")] = "auto",
+    store: Annotated[Optional[Path], typer.Option("--store", help="Reuse this store instead of a cached one.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Sources in the prompt.")] = 5,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 32,
+    seed: Annotated[int, typer.Option(help="Question sample seed.")] = 0,
+    backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
+) -> None:
+    """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s."""
+    from ragspec.eval.runner import NEEDS_STORE, run_eval
+    from ragspec.eval.stores import eval_store
+
+    store_dir = None
+    if method in NEEDS_STORE:
+        store_dir = store or eval_store(data_dir, err)
+    pipe = _pipeline(store_dir, model, drafter, spec, k, "hybrid", max_new_tokens, backend)
+    done = [0]
+
+    def progress(row: dict) -> None:
+        done[0] += 1
+        err.print(f"[dim]{done[0]:4d} em={row['em']:.0f} f1={row['f1']:.2f} {row['latency_s']:.2f}s  "
+                  f"{row['prediction'][:60]!r}[/]", highlight=False)
+
+    result = run_eval(pipe, str(data_dir), method, limit, seed, on_row=progress,
+                      extra={"model": model, "drafter": drafter, "speculation": spec, "data": str(data_dir)})
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+    out.print_json(json.dumps(result["summary"]))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

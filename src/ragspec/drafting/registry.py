@@ -1,0 +1,77 @@
+"""Speculation methods by name: which proposer drives the engine.
+
+| name       | drafts from                                                          |
+|------------|----------------------------------------------------------------------|
+| none       | nothing: plain decoding                                              |
+| pld        | n-gram matches in the prompt and output                              |
+| rest       | a token datastore (REST): the store's documents or a named corpus    |
+| draft      | a small draft model                                                  |
+| a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
+| retrieval  | pld+rest                                                             |
+| auto       | pld+rest, or pld alone without a datastore: lossless and cheap on CPU |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ragspec.drafting.base import Proposer
+from ragspec.drafting.composite import CompositeProposer
+from ragspec.drafting.datastore import TokenDatastore
+from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
+from ragspec.drafting.pld import PLDConfig, PLDProposer
+from ragspec.drafting.rest import RESTConfig, RESTProposer
+from ragspec.models.base import CausalLM
+
+SOURCES = ("pld", "rest", "draft")
+ALIASES = {"retrieval": "pld+rest", "none": ""}
+SPECULATION = ("none", *SOURCES, "retrieval", "auto")  # named choices; any "+" combination of SOURCES works too
+
+
+@dataclass(frozen=True)
+class SpecOptions:
+    """Per-proposer configs; the defaults suit a 2-core CPU (short drafts, small trees)."""
+
+    pld: PLDConfig = field(default_factory=PLDConfig)
+    rest: RESTConfig = field(default_factory=RESTConfig)
+    draft: DraftLMConfig = field(default_factory=DraftLMConfig)
+
+
+def parse(name: str, has_datastore: bool = True) -> tuple[str, ...]:
+    """The sources a speculation name stands for ("auto" drops rest without a datastore)."""
+    if name == "auto":
+        return ("pld", "rest") if has_datastore else ("pld",)
+    parts = tuple(p for p in ALIASES.get(name, name).split("+") if p)
+    if not all(p in SOURCES for p in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"unknown speculation {name!r}; choose from {', '.join(SPECULATION)} "
+                         f"or join sources with '+' ({'+'.join(SOURCES)})")
+    return parts
+
+
+def is_speculation(name: str) -> bool:
+    try:
+        parse(name)
+        return True
+    except ValueError:
+        return False
+
+
+def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: TokenDatastore | None = None,
+                  options: SpecOptions | None = None) -> Proposer | None:
+    """The proposer for a speculation name (None for plain decoding); clear errors for missing parts."""
+    opts = options or SpecOptions()
+    parts: list[Proposer] = []
+    for source in parse(name, datastore is not None):
+        if source == "pld":
+            parts.append(PLDProposer(opts.pld))
+        elif source == "rest":
+            if datastore is None:
+                raise ValueError(f"speculation {name!r} needs a token datastore (ingest documents into a store)")
+            parts.append(RESTProposer(datastore, opts.rest))
+        else:
+            if drafter is None:
+                raise ValueError(f"speculation {name!r} needs a drafter model (--drafter NAME)")
+            parts.append(DraftLMProposer(drafter, opts.draft))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else CompositeProposer(parts, name)

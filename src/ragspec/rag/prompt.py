@@ -1,0 +1,101 @@
+"""Prompts: numbered sources for RAG, a whole document for long-context answers, both fitted to the context.
+
+Fitting policy (documented in the README): the question is never cut. RAG prompts drop the lowest-ranked
+sources first, then shorten the last kept source. Long-context prompts cut the middle of the document
+(its beginning and end usually matter most) and say so. A question that does not fit alone is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragspec.decoding.text import chat_ids
+
+SYSTEM = (
+    "You answer questions using the sources given. Answer with a short phrase taken from the sources "
+    "when possible, then cite the sources you used like [1]. If the sources do not contain the answer, "
+    "say you don't know."
+)
+LC_SYSTEM = "You answer questions about a document. Answer with a short phrase taken from the document."
+
+
+class PromptTooLong(ValueError):
+    """The question alone does not fit the model's context."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    ids: list[int]
+    num_passages: int  # sources kept (RAG)
+    truncated: bool  # some text was dropped to fit
+
+
+def rag_user_message(question: str, passages: list[Passage]) -> str:
+    blocks = [f"[{i}] {p.title}\n{p.text}" for i, p in enumerate(passages, 1)]
+    return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
+
+
+def lc_user_message(question: str, document: str) -> str:
+    return f"Document:\n{document}\n\nQuestion: {question}\nAnswer:"
+
+
+def _ids(tokenizer, system: str, user: str) -> list[int]:
+    return chat_ids(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": user}])
+
+
+def _check_question(tokenizer, system: str, question: str, budget: int, empty: str) -> None:
+    n = len(_ids(tokenizer, system, empty))
+    if n > budget:
+        raise PromptTooLong(
+            f"the question needs {n} tokens but the model's context leaves {budget} for the prompt; shorten it"
+        )
+
+
+def rag_prompt(tokenizer, question: str, passages: list[Passage], budget: int) -> Prompt:
+    """Chat prompt ids with numbered sources, at most `budget` tokens."""
+    _check_question(tokenizer, SYSTEM, question, budget, rag_user_message(question, []))
+    kept = list(passages)
+    while kept:
+        ids = _ids(tokenizer, SYSTEM, rag_user_message(question, kept))
+        if len(ids) <= budget:
+            return Prompt(ids, len(kept), truncated=len(kept) < len(passages))
+        if len(kept) > 1:
+            kept.pop()
+            continue
+        # One source left and still too long: shorten it proportionally until it fits.
+        over = len(ids) - budget
+        text = kept[0].text
+        keep_chars = max(0, int(len(text) * (1 - (over + 8) / max(1, len(tokenizer(text)["input_ids"])))))
+        if keep_chars >= len(text):
+            keep_chars = len(text) - 1
+        kept = [Passage(kept[0].title, text[:keep_chars])] if keep_chars > 0 else []
+        if not kept:
+            break
+        ids = _ids(tokenizer, SYSTEM, rag_user_message(question, kept))
+        if len(ids) <= budget:
+            return Prompt(ids, 1, truncated=True)
+    return Prompt(_ids(tokenizer, SYSTEM, rag_user_message(question, [])), 0, truncated=bool(passages))
+
+
+def lc_prompt(tokenizer, question: str, document: str, budget: int) -> Prompt:
+    """Chat prompt ids with the whole document, middle-truncated to at most `budget` tokens."""
+    _check_question(tokenizer, LC_SYSTEM, question, budget, lc_user_message(question, ""))
+    ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, document))
+    if len(ids) <= budget:
+        return Prompt(ids, 1, truncated=False)
+    doc_ids = tokenizer(document, add_special_tokens=False)["input_ids"]
+    room = len(doc_ids) - (len(ids) - budget) - 8  # 8 tokens for the "[...]" marker and re-tokenisation drift
+    while room > 0:
+        head, tail = doc_ids[: room // 2], doc_ids[len(doc_ids) - (room - room // 2) :]
+        text = tokenizer.decode(head) + "\n[...]\n" + tokenizer.decode(tail)
+        ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, text))
+        if len(ids) <= budget:
+            return Prompt(ids, 1, truncated=True)
+        room -= max(8, len(ids) - budget)
+    return Prompt(_ids(tokenizer, LC_SYSTEM, lc_user_message(question, "")), 0, truncated=True)
