@@ -25,8 +25,8 @@ from ragspec.metrics import SpecStats
 from ragspec.models.base import CausalLM, KVCache
 from ragspec.spec.acceptance import Acceptance, NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
 from ragspec.spec.gate import SpeculationGate
-from ragspec.spec.tree import TokenTree
-from ragspec.spec.verifier import commit, verify
+from ragspec.spec.tree import TokenTree, input_ids
+from ragspec.spec.verifier import VerifyResult, commit, verify
 
 # A stop condition sees all generated ids so far and returns how many to keep, or None to go on.
 StopCondition = Callable[[list[int]], "int | None"]
@@ -125,13 +125,13 @@ class Engine:
             t = time.perf_counter()
             self.proposer.begin(tokens)
             stats.draft_s += time.perf_counter() - t
-        gate = SpeculationGate(enabled=cfg.gate and self.proposer is not None)
+        gate = SpeculationGate(enabled=cfg.gate and self.proposer is not None, max_nodes=cfg.max_nodes)
         generated: list[int] = []
         eos = set(target.info.eos_token_ids)
         while True:
             remaining = max_new_tokens - len(generated)
             room = limit - cache.length - 1  # rows left after the root
-            ctx = DraftContext(tokens, num_prompt, max_nodes=min(cfg.max_nodes, room),
+            ctx = DraftContext(tokens, num_prompt, max_nodes=min(gate.node_budget(), room),
                                max_depth=min(cfg.max_depth, remaining - 1, room), sampling=sampling,
                                generator=generator)
             # 1. Propose.
@@ -156,14 +156,14 @@ class Engine:
             commit(cache, base, acceptance)
             # 5. Observe.
             if self.proposer is not None:
-                self.proposer.observe(ctx, tree, acceptance)
+                self.proposer.observe(ctx, VerifyResult(tree, acceptance, input_ids(tokens[-1], tree), logits))
             t3 = time.perf_counter()
             # 6. Record, emit, stop.
             new = acceptance.output_tokens(tree)[:remaining]
             stats.observe(tree, acceptance, len(new))
             stats.draft_s += (t1 - t0) + (t3 - t2)
             stats.verify_s += t2 - t1
-            gate.record(bool(len(tree)), t3 - t0, len(new))
+            gate.record(len(tree), len(acceptance.accepted), t3 - t0, len(new))
             new, finish = self._finish(new, generated, eos, stop)
             tokens.extend(new)
             generated.extend(new)

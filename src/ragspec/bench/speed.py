@@ -100,7 +100,8 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 r.add(run.token_ids, run.ttft_s, run.total_s)
             else:
                 proposer = None if m == "greedy" else make_proposer(
-                    m, drafter=models.drafter, datastore=models.datastore, options=options)
+                    m, drafter=models.drafter, datastore=models.datastore, options=options,
+                    vocab_size=target.info.vocab_size)
                 engine = Engine(target, proposer, engine_config)
                 gen = engine.generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)

@@ -13,8 +13,8 @@ from typing import Protocol, Sequence
 import torch
 
 from ragspec.decoding.sampling import SamplingParams
-from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree
+from ragspec.spec.verifier import VerifyResult
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Proposer(Protocol):
 
     def propose(self, ctx: DraftContext) -> TokenTree: ...
 
-    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
-        """Feedback after verification; ctx.tokens does not include the step's output yet."""
+    def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
+        """Feedback after verification (result.tree is the tree that was verified, which may be a fusion of
+        several proposers' trees); ctx.tokens does not include the step's output yet."""
         ...

@@ -12,6 +12,7 @@ from typing import Sequence
 from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree, TreeBuilder
+from ragspec.spec.verifier import VerifyResult
 
 
 class CompositeProposer:
@@ -32,11 +33,13 @@ class CompositeProposer:
             builder.merge(tree)
         return builder.build()
 
-    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
-        # Each proposer learns how far the target followed *its own* branch.
+    def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
+        # Each proposer learns how far the target followed *its own* branch; all see the logits.
+        tree, acceptance = result.tree, result.acceptance
         accepted = [tree.token_ids[i] for i in acceptance.accepted]
         for p, own in zip(self.proposers, self.trees):
-            p.observe(ctx, own, own_acceptance(own, accepted, acceptance.next_token))
+            mine = own_acceptance(own, accepted, acceptance.next_token)
+            p.observe(ctx, VerifyResult(own, mine, result.input_ids, result.logits))
 
 
 def own_acceptance(tree: TokenTree, accepted_tokens: list[int], next_token: int) -> Acceptance:

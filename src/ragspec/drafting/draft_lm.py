@@ -21,7 +21,7 @@ from ragspec.decoding.sampling import transform
 from ragspec.drafting.adaptive import DraftLength
 from ragspec.drafting.base import DraftContext
 from ragspec.models.base import CausalLM
-from ragspec.spec.acceptance import Acceptance
+from ragspec.spec.verifier import VerifyResult
 from ragspec.spec.tree import ROOT, TokenTree, TreeBuilder
 
 
@@ -108,7 +108,8 @@ class DraftLMProposer:
             if alt != token and len(builder) < builder.max_nodes:
                 builder.insert([alt], self.name, scores=[float(probs[alt])], parent=parent)
 
-    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
+    def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
+        tree, acceptance = result.tree, result.acceptance
         # The drafter's rows after the committed text hold chain tokens; keep those the target accepted
         # (compared by token, so this holds when the chain was fused into a larger tree).
         committed = len(self.prompt) + len(ctx.tokens) - ctx.num_prompt_tokens

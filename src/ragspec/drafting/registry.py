@@ -6,6 +6,7 @@
 | pld        | n-gram matches in the prompt and output                              |
 | rest       | a token datastore (REST): the store's documents or a named corpus    |
 | draft      | a small draft model                                                  |
+| recycle    | the target's own earlier predictions (token recycling)               |
 | a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
 | retrieval  | pld+rest                                                             |
 | auto       | pld+rest, or pld alone without a datastore: lossless and cheap on CPU |
@@ -20,10 +21,11 @@ from ragspec.drafting.composite import CompositeProposer
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.pld import PLDConfig, PLDProposer
+from ragspec.drafting.recycle import RecycleConfig, RecycleProposer
 from ragspec.drafting.rest import RESTConfig, RESTProposer
 from ragspec.models.base import CausalLM
 
-SOURCES = ("pld", "rest", "draft")
+SOURCES = ("pld", "rest", "draft", "recycle")
 ALIASES = {"retrieval": "pld+rest", "none": ""}
 SPECULATION = ("none", *SOURCES, "retrieval", "auto")  # named choices; any "+" combination of SOURCES works too
 
@@ -35,6 +37,7 @@ class SpecOptions:
     pld: PLDConfig = field(default_factory=PLDConfig)
     rest: RESTConfig = field(default_factory=RESTConfig)
     draft: DraftLMConfig = field(default_factory=DraftLMConfig)
+    recycle: RecycleConfig = field(default_factory=RecycleConfig)
 
 
 def parse(name: str, has_datastore: bool = True) -> tuple[str, ...]:
@@ -57,13 +60,17 @@ def is_speculation(name: str) -> bool:
 
 
 def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: TokenDatastore | None = None,
-                  options: SpecOptions | None = None) -> Proposer | None:
+                  options: SpecOptions | None = None, vocab_size: int | None = None) -> Proposer | None:
     """The proposer for a speculation name (None for plain decoding); clear errors for missing parts."""
     opts = options or SpecOptions()
     parts: list[Proposer] = []
     for source in parse(name, datastore is not None):
         if source == "pld":
             parts.append(PLDProposer(opts.pld))
+        elif source == "recycle":
+            if vocab_size is None:
+                raise ValueError(f"speculation {name!r} needs the target's vocabulary size")
+            parts.append(RecycleProposer(vocab_size, opts.recycle))
         elif source == "rest":
             if datastore is None:
                 raise ValueError(f"speculation {name!r} needs a token datastore (ingest documents into a store)")

@@ -17,7 +17,7 @@ import numpy as np
 from ragspec.drafting.adaptive import DraftLength
 from ragspec.drafting.base import DraftContext
 from ragspec.drafting.datastore import TokenDatastore
-from ragspec.spec.acceptance import Acceptance
+from ragspec.spec.verifier import VerifyResult
 from ragspec.spec.tree import ROOT, TokenTree, TreeBuilder
 
 
@@ -90,6 +90,6 @@ class RESTProposer:
             return TokenTree.empty()
         return frequency_tree(conts, min(c.max_nodes, ctx.max_nodes), self.name)
 
-    def observe(self, ctx: DraftContext, tree: TokenTree, acceptance: Acceptance) -> None:
-        if len(tree):
-            self.length.observe(len(acceptance.accepted))
+    def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
+        if len(result.tree):
+            self.length.observe(len(result.acceptance.accepted))

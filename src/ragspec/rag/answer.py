@@ -84,11 +84,14 @@ class RagPipeline:
         self.target, self.retriever, self.drafter, self.datastore = target, retriever, drafter, datastore
         self.config = config or RagConfig()
         self.spec_options = spec_options
+        self._proposers: dict[str, object] = {}  # kept across questions (token recycling learns across them)
 
     def engine(self, speculation: str | None = None) -> Engine:
-        proposer = make_proposer(speculation or self.config.speculation, drafter=self.drafter,
-                                 datastore=self.datastore, options=self.spec_options)
-        return Engine(self.target, proposer, self.config.engine)
+        name = speculation or self.config.speculation
+        if name not in self._proposers:
+            self._proposers[name] = make_proposer(name, drafter=self.drafter, datastore=self.datastore,
+                                                  options=self.spec_options, vocab_size=self.target.info.vocab_size)
+        return Engine(self.target, self._proposers[name], self.config.engine)
 
     def retrieve(self, question: str) -> list[Source]:
         if self.retriever is None:

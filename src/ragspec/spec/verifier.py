@@ -7,11 +7,23 @@ forward (positions = root position + depth, tree attention mask) and returns log
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ragspec.models.base import CausalLM, KVCache
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree, attention_mask, input_ids, position_offsets
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What one verification step saw and decided; proposers learn from it in `observe`."""
+
+    tree: TokenTree
+    acceptance: Acceptance
+    input_ids: torch.Tensor  # [N+1] long: root, nodes...
+    logits: torch.Tensor  # [N+1, V] target logits for the same rows
 
 
 def verify(lm: CausalLM, cache: KVCache, root_token: int, tree: TokenTree) -> torch.Tensor:

@@ -1,0 +1,59 @@
+"""Token recycling (drafts from the target's earlier predictions) and the speculation controller."""
+
+import torch
+
+from ragspec.decoding.sampling import SamplingParams
+from ragspec.drafting.base import DraftContext
+from ragspec.drafting.recycle import RecycleConfig, RecycleProposer
+from ragspec.engine import Engine, EngineConfig
+from ragspec.spec.acceptance import Acceptance
+from ragspec.spec.gate import SpeculationGate
+from ragspec.spec.tree import TokenTree
+from ragspec.spec.verifier import VerifyResult
+from tiny import tiny_lm
+
+
+def _ctx(tokens):
+    return DraftContext(tokens, len(tokens), 8, 6, SamplingParams())
+
+
+def test_recycle_seeds_from_prompt_bigrams_then_learns_from_logits():
+    prop = RecycleProposer(20, RecycleConfig(k=2, max_nodes=4))
+    prop.begin([3, 5, 7, 3])
+    tree = prop.propose(_ctx([3, 5, 7, 3]))
+    assert tree.token_paths() == [[5, 7, 3, 5]]  # 3 -> 5 -> 7 -> 3 -> 5 from the prompt's bigrams
+    # The target predicted [9, 8] after 3 and [4, 2] after 9: the table now follows the target.
+    logits = torch.full((2, 20), -9.0)
+    logits[0, 9], logits[0, 8], logits[1, 4], logits[1, 2] = 5, 4, 5, 4
+    prop.observe(_ctx([3, 5, 7, 3]), VerifyResult(TokenTree.empty(), Acceptance((), 9, True),
+                                                   torch.tensor([3, 9]), logits))
+    paths = prop.propose(_ctx([1, 3])).token_paths()
+    assert any(p[:2] == [9, 4] for p in paths) and [8] in [p[:1] for p in paths]
+
+
+def test_recycling_is_lossless_in_the_engine():
+    target = tiny_lm("llama")
+    prompt = [5, 9, 17, 3, 44, 8, 5, 9, 17, 3]
+    plain = Engine(target).generate(prompt, 40).token_ids
+    got = Engine(target, RecycleProposer(96), EngineConfig(gate=False)).generate(prompt, 40)
+    assert got.token_ids == plain and got.stats.num_accepted_tokens > 0
+
+
+def test_gate_shrinks_the_budget_when_nodes_do_not_pay_and_falls_back():
+    gate = SpeculationGate(max_nodes=16)
+    gate.record(0, 0, 0.030, 1)  # a plain step: 30 ms
+    for _ in range(15):
+        gate.record(16, 0, 0.060, 1)  # 16 nodes, nothing accepted: 30 ms wasted per step
+    assert gate.node_budget() < 16
+    for _ in range(8):
+        gate.record(4, 0, 0.045, 1)
+    assert not gate.should_draft()  # drafting costs more per token than plain steps: cool down
+
+
+def test_gate_grows_the_budget_when_nodes_pay():
+    gate = SpeculationGate(max_nodes=16)
+    gate.budget = 4
+    gate.record(0, 0, 0.030, 1)
+    for _ in range(6):
+        gate.record(4, 3, 0.034, 4)  # 3 of 4 nodes accepted for 4 ms extra
+    assert gate.node_budget() > 4 and gate.should_draft()
