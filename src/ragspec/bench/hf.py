@@ -2,8 +2,10 @@
 
 Timed with a streamer, so TTFT and the decode rate after the first token are measured the same way as
 ragspec's. A prefilled DynamicCache of the prompt (minus its last token) can be passed, as transformers
-documents for prompt reuse, so long prompts are prefilled once per benchmark run; assisted generation
-still prefills its assistant inside `generate`, which only its first token pays for.
+documents for prompt reuse, so long prompts are prefilled once per benchmark run. The benchmark passes it
+to greedy only: with one, transformers 5.23's prompt lookup returns tokens that differ from greedy's
+(without one it matches greedy), so prompt lookup and assisted generation prefill inside `generate`,
+which only their first token pays for.
 """
 
 from __future__ import annotations
