@@ -133,7 +133,7 @@ class Engine:
             room = limit - cache.length - 1  # rows left after the root
             ctx = DraftContext(tokens, num_prompt, max_nodes=min(gate.node_budget(), room),
                                max_depth=min(cfg.max_depth, remaining - 1, room), sampling=sampling,
-                               generator=generator)
+                               generator=generator, min_node_value=gate.min_node_value())
             # 1. Propose.
             t0 = time.perf_counter()
             tree = TokenTree.empty()

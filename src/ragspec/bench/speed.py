@@ -45,6 +45,7 @@ class MethodResult:
     e2e_s: float = 0.0
     outputs: list[list[int]] = field(default_factory=list)
     stats: SpecStats = field(default_factory=SpecStats)
+    timing: dict = field(default_factory=dict)  # a proposer's own timing counters (RASD: retrieval vs drafter)
 
     def add(self, tokens: list[int], ttft_s: float, total_s: float) -> None:
         self.outputs.append(tokens)
@@ -110,6 +111,8 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 gen = engine.generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
                 r.stats.add(gen.stats)
+                for key, value in getattr(proposer, "timing", {}).items():
+                    r.timing[key] = r.timing.get(key, 0) + value
         if on_prompt is not None:
             on_prompt(i, pid, {m: results[m].outputs[-1] for m in methods})
     return _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
@@ -158,6 +161,8 @@ def _report(models, set_name, methods, results, prompts, skipped, max_new_tokens
                                            "per_position_acceptance_rate", "by_source", "num_plain_fallback_steps",
                                            "draft_s", "verify_s")})
             row["fallback_share"] = round(r.stats.num_plain_fallback_steps / max(1, r.stats.num_steps), 4)
+            if r.timing:
+                row["proposer_timing"] = {k: round(v, 4) for k, v in r.timing.items()}
         else:
             row.update({"mean_acceptance_length": None, "acceptance_rate": None, "draft_s": None, "verify_s": None})
         rows.append(row)

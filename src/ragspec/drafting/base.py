@@ -27,6 +27,9 @@ class DraftContext:
     max_depth: int  # no path longer than this (the engine caps it by the tokens left to generate)
     sampling: SamplingParams
     generator: torch.Generator | None = None
+    # The acceptance probability at which one more verified node pays for itself (its measured cost over
+    # a plain step's time); proposers that can estimate acceptance may prune below it.
+    min_node_value: float = 0.05
 
 
 class Proposer(Protocol):

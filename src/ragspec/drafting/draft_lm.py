@@ -68,16 +68,29 @@ class DraftLMProposer:
         self.chain, self.chain_fed = [], 0
 
     def propose(self, ctx: DraftContext) -> TokenTree:
-        cfg = self.config
-        k = self.length.next(ctx.max_depth) if cfg.adaptive else min(cfg.max_len, ctx.max_depth)
-        seq = self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :])  # the drafter's view; ends with the root
+        logits = self.catch_up(ctx)
+        return self.draft(ctx, logits) if logits is not None else TokenTree.empty()
+
+    def draft_length(self, ctx: DraftContext) -> int:
+        k = self.length.next(ctx.max_depth) if self.config.adaptive else min(self.config.max_len, ctx.max_depth)
         limit = self.lm.info.max_context
         if limit:
-            k = min(k, limit - len(seq))
-        if k <= 0:
-            return TokenTree.empty()
-        # Catch up on committed tokens the drafter has not read (accepted ones, the new root).
-        logits = self.lm.forward(self.cache, torch.tensor(seq[self.cache.length :]), num_logits=1)[-1]
+            k = min(k, limit - (len(self.prompt) + len(ctx.tokens) - ctx.num_prompt_tokens))
+        return k
+
+    def catch_up(self, ctx: DraftContext) -> torch.Tensor | None:
+        """Feed the committed tokens the drafter has not read; its logits [V] for the next token (the
+        root's child), or None when no draft fits."""
+        self.chain, self.chain_fed = [], 0
+        if self.draft_length(ctx) <= 0:
+            return None
+        seq = self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :])  # the drafter's view; ends with the root
+        return self.lm.forward(self.cache, torch.tensor(seq[self.cache.length :]), num_logits=1)[-1]
+
+    def draft(self, ctx: DraftContext, logits: torch.Tensor) -> TokenTree:
+        """Draft the chain (plus siblings) starting from the root's logits."""
+        cfg = self.config
+        k = self.draft_length(ctx)
         builder = TreeBuilder(ctx.max_nodes)
         parent, chain = ROOT, []
         for depth in range(k):

@@ -10,6 +10,8 @@
 | a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
 | retrieval  | pld+rest                                                             |
 | auto       | pld+rest, or pld alone without a datastore: lossless and cheap on CPU |
+| rasd[:k=v] | RASD: pld+rest pruned by the drafter and fused with its tree; options  |
+|            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1 |
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from ragspec.drafting.composite import CompositeProposer
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.pld import PLDConfig, PLDProposer
+from ragspec.drafting.rasd import RASDConfig, RASDProposer
 from ragspec.drafting.recycle import RecycleConfig, RecycleProposer
 from ragspec.drafting.rest import RESTConfig, RESTProposer
 from ragspec.models.base import CausalLM
 
 SOURCES = ("pld", "rest", "draft", "recycle")
 ALIASES = {"retrieval": "pld+rest", "none": ""}
-SPECULATION = ("none", *SOURCES, "retrieval", "auto")  # named choices; any "+" combination of SOURCES works too
+SPECULATION = ("none", *SOURCES, "retrieval", "auto", "rasd")  # named choices; any "+" combination of SOURCES works too
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class SpecOptions:
 
 def parse(name: str, has_datastore: bool = True) -> tuple[str, ...]:
     """The sources a speculation name stands for ("auto" drops rest without a datastore)."""
+    if name == "rasd" or name.startswith("rasd:"):
+        rasd_config(name)  # validates the options
+        return ("draft", "pld", "rest") if has_datastore else ("draft", "pld")
     if name == "auto":
         return ("pld", "rest") if has_datastore else ("pld",)
     parts = tuple(p for p in ALIASES.get(name, name).split("+") if p)
@@ -59,10 +65,31 @@ def is_speculation(name: str) -> bool:
         return False
 
 
+def rasd_config(name: str) -> RASDConfig:
+    """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
+    _, _, opts = name.partition(":")
+    keys = {"prune": ("prune", str), "k": ("top_k", int), "threshold": ("threshold", float),
+            "nodes": ("max_retrieval_nodes", int), "overlap": ("overlap", lambda v: v not in ("0", "false"))}
+    values = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        if key not in keys or not value:
+            raise ValueError(f"bad RASD option {item!r}; use {', '.join(k + '=...' for k in keys)}")
+        field_name, cast = keys[key]
+        values[field_name] = cast(value)
+    return RASDConfig(**values)
+
+
 def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: TokenDatastore | None = None,
                   options: SpecOptions | None = None, vocab_size: int | None = None) -> Proposer | None:
     """The proposer for a speculation name (None for plain decoding); clear errors for missing parts."""
     opts = options or SpecOptions()
+    if name == "rasd" or name.startswith("rasd:"):
+        retrieval: list[Proposer] = [PLDProposer(opts.pld)]
+        if datastore is not None:
+            retrieval.append(RESTProposer(datastore, opts.rest))
+        draft = DraftLMProposer(drafter, opts.draft) if drafter is not None else None
+        return RASDProposer(draft, retrieval, rasd_config(name))
     parts: list[Proposer] = []
     for source in parse(name, datastore is not None):
         if source == "pld":

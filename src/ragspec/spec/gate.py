@@ -58,6 +58,12 @@ class SpeculationGate:
     def node_budget(self) -> int:
         return self.budget if self.enabled else self.max_nodes
 
+    def min_node_value(self, default: float = 0.05) -> float:
+        """Break-even acceptance probability of one more node: its marginal cost over a plain step's time."""
+        if self.node_cost is None or not self.plain_step:
+            return default
+        return min(1.0, self.node_cost / self.plain_step)
+
     def record(self, nodes: int, accepted: int, seconds: float, emitted: int) -> None:
         """One step: `nodes` drafted (0 = plain step), `accepted` of them kept, `emitted` tokens out."""
         if not self.enabled or emitted <= 0:

@@ -1,0 +1,200 @@
+"""RASD: retrieval draft trees pruned by the drafter's distribution and fused with its tree (arXiv 2503.03434).
+
+Each step:
+1. retrieval candidates from PLD (the prompt and output) and REST (a datastore), run in a worker thread
+   while the drafter computes (the paper ran them serially);
+2. the drafter reads the new tokens; its next-token distribution q1 scores every retrieval branch by its
+   first token; the drafter then drafts its own chain (plus siblings);
+3. retrieval nodes are pruned (`prune`):
+   - "none": keep everything within the budgets;
+   - "topk": keep branches whose first token is among the drafter's top-k (the paper's rule);
+   - "threshold": keep branches whose first token has q1 >= threshold;
+   - "auto": keep nodes whose estimated acceptance probability exceeds the break-even value the engine
+     measures (marginal cost of a node over a decode step), instead of a hand-set threshold. The
+     estimate is P(first token accepted | q1 bin, source) x P(next accepted | previous accepted,
+     source)^(depth-1), both learned online from every candidate, kept or not: the emitted tokens say
+     what the target chose, so pruned branches are scored too and the estimate is not biased by pruning;
+4. the kept retrieval paths are inserted into the drafter's tree by longest prefix match (fusion), each
+   node tagged with its sources, and the target verifies the fused tree in one pass.
+Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 rank by frequency only.
+Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ragspec.drafting.base import DraftContext, Proposer
+from ragspec.drafting.composite import own_acceptance
+from ragspec.drafting.draft_lm import DraftLMProposer
+from ragspec.spec.tree import TokenTree, TreeBuilder
+from ragspec.spec.verifier import VerifyResult
+
+PRUNE_RULES = ("none", "topk", "threshold", "auto")
+Q_BINS = np.array([0.01, 0.05, 0.15, 0.4])  # edges of the drafter-probability bins used for calibration
+
+
+@dataclass(frozen=True)
+class RASDConfig:
+    prune: str = "auto"
+    top_k: int = 4  # "topk" rule
+    threshold: float = 0.05  # "threshold" rule
+    max_retrieval_nodes: int = 16
+    overlap: bool = True  # retrieval in a worker thread while the drafter runs
+
+    def __post_init__(self) -> None:
+        if self.prune not in PRUNE_RULES:
+            raise ValueError(f"unknown prune rule {self.prune!r}; choose from {', '.join(PRUNE_RULES)}")
+        if self.top_k < 1 or not 0 <= self.threshold <= 1 or self.max_retrieval_nodes < 0:
+            raise ValueError("need top_k >= 1, 0 <= threshold <= 1, max_retrieval_nodes >= 0")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    tokens: tuple[int, ...]
+    source: str
+    score: float  # the retrieval source's own weight (REST frequency share; 1 for PLD)
+
+
+class _Calibration:
+    """Per source: P(first token accepted | q1 bin) and P(next token accepted | previous accepted)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, np.ndarray] = {}  # source -> [bins, 2] (hits, tries) with a weak prior
+        self.cont: dict[str, np.ndarray] = {}  # source -> [hits, tries]
+
+    def _tables(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        if source not in self.first:
+            prior = np.array([0.005, 0.03, 0.1, 0.25, 0.6])  # roughly "q1 is calibrated"
+            self.first[source] = np.stack([prior * 2, np.full(5, 2.0)], axis=1)
+            self.cont[source] = np.array([1.0, 2.0])
+        return self.first[source], self.cont[source]
+
+    def value(self, source: str, q1: float, depth: int) -> float:
+        first, cont = self._tables(source)
+        b = int(np.searchsorted(Q_BINS, q1, side="right"))
+        return float(first[b, 0] / first[b, 1] * (cont[0] / cont[1]) ** (depth - 1))
+
+    def learn(self, source: str, q1: float, matched: int, seen: int) -> None:
+        """`matched` leading tokens of a candidate equal the emitted ones, of `seen` comparable positions."""
+        if seen <= 0:
+            return
+        first, cont = self._tables(source)
+        b = int(np.searchsorted(Q_BINS, q1, side="right"))
+        first[b] += (1.0 if matched >= 1 else 0.0, 1.0)
+        if matched >= 1:  # continuation trials: positions 2..seen, while the previous one matched
+            trials = min(seen, matched + 1) - 1
+            cont += (min(matched, seen) - 1, trials)
+
+
+class RASDProposer:
+    name = "rasd"
+
+    def __init__(self, drafter: DraftLMProposer | None, retrieval: Sequence[Proposer],
+                 config: RASDConfig | None = None) -> None:
+        if drafter is None and not retrieval:
+            raise ValueError("RASD needs a drafter or at least one retrieval source")
+        self.drafter, self.retrieval = drafter, list(retrieval)
+        self.config = config or RASDConfig()
+        self.calibration = _Calibration()
+        self._pool = ThreadPoolExecutor(max_workers=1) if self.config.overlap else None
+        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0}
+
+    def begin(self, prompt_ids: Sequence[int]) -> None:
+        for p in self._parts():
+            p.begin(prompt_ids)
+
+    def _parts(self) -> list[Proposer]:
+        return ([self.drafter] if self.drafter is not None else []) + self.retrieval
+
+    # ----- propose -----------------------------------------------------------------------------------
+    def propose(self, ctx: DraftContext) -> TokenTree:
+        start = time.perf_counter()
+        future = self._pool.submit(self._retrieve, ctx) if self._pool is not None else None
+        q1, drafter_tree = None, TokenTree.empty()
+        if self.drafter is not None:
+            t = time.perf_counter()
+            logits = self.drafter.catch_up(ctx)
+            if logits is not None:
+                q1 = torch.softmax(logits.float(), -1)
+                drafter_tree = self.drafter.draft(ctx, logits)
+            self.timing["drafter_s"] += time.perf_counter() - t
+        trees = future.result() if future is not None else self._retrieve(ctx)
+        self.retrieval_trees = trees
+        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0)
+                           for src, tree in trees for path in tree.paths()]
+        self.q1 = q1
+        builder = TreeBuilder(ctx.max_nodes)
+        builder.merge(drafter_tree)
+        for tokens, source in self._prune(ctx, q1):
+            builder.insert(list(tokens), source)
+        self.drafter_tree = drafter_tree
+        self.timing["propose_s"] += time.perf_counter() - start
+        self.timing["steps"] += 1
+        return builder.build()
+
+    def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
+        t = time.perf_counter()
+        out = [(p.name, p.propose(ctx)) for p in self.retrieval]
+        self.timing["retrieval_s"] += time.perf_counter() - t
+        return out
+
+    def _q(self, q1: torch.Tensor | None, token: int) -> float:
+        return float(q1[token]) if q1 is not None else 0.5
+
+    def _prune(self, ctx: DraftContext, q1: torch.Tensor | None) -> list[tuple[tuple[int, ...], str]]:
+        """Retrieval path prefixes to insert, best first, within the retrieval node budget."""
+        c = self.config
+        ranked: list[tuple[float, tuple[int, ...], str]] = []
+        topk = set(torch.topk(q1, c.top_k).indices.tolist()) if q1 is not None and c.prune == "topk" else None
+        for cand in self.candidates:
+            q = self._q(q1, cand.tokens[0])
+            if c.prune == "topk" and topk is not None and cand.tokens[0] not in topk:
+                continue
+            if c.prune == "threshold" and q1 is not None and q < c.threshold:
+                continue
+            if c.prune == "auto":
+                # Cut the path where a node's estimated acceptance drops below the break-even value.
+                keep = 0
+                for d in range(1, len(cand.tokens) + 1):
+                    if self.calibration.value(cand.source, q, d) < ctx.min_node_value:
+                        break
+                    keep = d
+                if not keep:
+                    continue
+                ranked.append((self.calibration.value(cand.source, q, 1), cand.tokens[:keep], cand.source))
+            else:
+                ranked.append((q * cand.score, cand.tokens, cand.source))
+        ranked.sort(key=lambda r: -r[0])
+        out, used = [], 0
+        for _, tokens, source in ranked:
+            if used + len(tokens) > c.max_retrieval_nodes:
+                tokens = tokens[: max(0, c.max_retrieval_nodes - used)]
+            if tokens:
+                out.append((tokens, source))
+                used += len(tokens)
+        return out
+
+    # ----- observe -----------------------------------------------------------------------------------
+    def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
+        emitted = result.acceptance.output_tokens(result.tree)
+        accepted = emitted[:-1]
+        for cand in self.candidates:  # learn from every candidate, pruned or kept
+            matched = 0
+            for a, b in zip(cand.tokens, emitted):
+                if a != b:
+                    break
+                matched += 1
+            self.calibration.learn(cand.source, self._q(self.q1, cand.tokens[0]), matched,
+                                   min(len(cand.tokens), len(emitted)))
+        parts = ([("draft", self.drafter, self.drafter_tree)] if self.drafter is not None else []) + \
+            [(src, p, tree) for p, (src, tree) in zip(self.retrieval, self.retrieval_trees)]
+        for _, proposer, own in parts:
+            mine = own_acceptance(own, accepted, result.acceptance.next_token)
+            proposer.observe(ctx, VerifyResult(own, mine, result.input_ids, result.logits))
