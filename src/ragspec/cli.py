@@ -178,11 +178,36 @@ def ask(
               highlight=False)
 
 
+data_app = typer.Typer(help="Build evaluation sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("longdoc")
+@user_errors
+def data_longdoc(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.")],
+    tokens: Annotated[int, typer.Option("--tokens", help="Document budget in the model's tokens.")] = 7500,
+    model: Annotated[str, typer.Option("--model", help="Whose tokenizer measures the documents.")] = DEFAULT_MODEL,
+    limit: Annotated[int, typer.Option("--limit", help="Questions.")] = 200,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    max_articles: Annotated[int, typer.Option("--max-articles")] = 4,
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD folder.")] = Path("data/squad"),
+) -> None:
+    """The long-document QA set for RAPID: each question's article alone or with 1-3 others."""
+    from transformers import AutoTokenizer
+
+    from ragspec.eval.longdoc import build_longdoc
+    from ragspec.models.registry import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(model).path, local_files_only=True)
+    out.print_json(json.dumps(build_longdoc(squad, out_dir, tok, tokens, limit, seed, max_articles)))
+
+
 @app.command("eval")
 @user_errors
 def evaluate(
-    data_dir: Annotated[Path, typer.Argument(help="Folder with corpus.jsonl and questions.jsonl.")],
-    method: Annotated[str, typer.Option("--method", help="rag or lc.")] = "rag",
+    data_dir: Annotated[Path, typer.Argument(help="Folder with corpus.jsonl and questions.jsonl, or a long-document set.")],
+    method: Annotated[str, typer.Option("--method", help="rag or lc; on a long-document set also rapid (comma-separate several).")] = "rag",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Questions (a seeded sample).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result object here.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Target model.")] = DEFAULT_MODEL,
@@ -193,10 +218,22 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 32,
     seed: Annotated[int, typer.Option(help="Question sample seed.")] = 0,
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
+    eta: Annotated[str, typer.Option("--eta", help="RAPID: comma-separated eta values (a sweep shares each prefill).")] = "10",
+    alpha: Annotated[float, typer.Option("--alpha", help="RAPID tail mask.")] = 0.1,
+    gamma: Annotated[int, typer.Option("--gamma", help="RAPID draft length.")] = 10,
+    residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
+    chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
+    budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
 ) -> None:
     """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s."""
+    from ragspec.eval.longdoc import is_longdoc
     from ragspec.eval.runner import NEEDS_STORE, run_eval
     from ragspec.eval.stores import eval_store
+
+    if is_longdoc(data_dir):
+        _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
+                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget)
+        return
 
     store_dir = None
     if method in NEEDS_STORE:
@@ -216,6 +253,34 @@ def evaluate(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
     out.print_json(json.dumps(result["summary"]))
+
+
+def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
+                  gamma, residual, chunk_size, budget) -> None:
+    from ragspec.eval.longdoc import run_longdoc
+    from ragspec.methods.rapid import Rapid, RapidConfig
+    from ragspec.models.loader import load_causal_lm
+    from ragspec.retrieval.embedder import default_embedder
+
+    target = load_causal_lm(model, backend)
+    draft = target if not drafter or drafter == model else load_causal_lm(drafter, backend)
+    config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
+                         budget=budget, max_new_tokens=max_new_tokens)
+    rapid = Rapid(target, draft, default_embedder(), config)
+    done = [0]
+
+    def progress(row: dict) -> None:
+        done[0] += 1
+        parts = " ".join(f"{k}={v['f1']:.2f}" for k, v in row["results"].items())
+        err.print(f"[dim]{done[0]:4d} {row['doc_tokens']} tok  f1 {parts}[/]", highlight=False)
+
+    result = run_longdoc(rapid, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
+                         {"model": model, "drafter": drafter or model, "data": str(data_dir), "alpha": alpha,
+                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget})
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    out.print_json(json.dumps(result["methods"]))
 
 
 def main() -> None:

@@ -76,11 +76,15 @@ class Engine:
     """Generates with a target model and an optional proposer (see module docstring)."""
 
     def __init__(self, target: CausalLM, proposer: Proposer | None = None, config: EngineConfig | None = None,
-                 rule: NodeRule = standard_rule) -> None:
+                 rule: NodeRule = standard_rule,
+                 greedy_transform: Callable[[torch.Tensor, TokenTree], torch.Tensor] | None = None) -> None:
+        """rule: the per-node sampling rule; greedy_transform: applied to the verified logits before the
+        greedy walk. Both default to standard (lossless) speculative decoding; RAPID replaces them."""
         self.target = target
         self.proposer = proposer
         self.config = config or EngineConfig()
         self.rule = rule
+        self.greedy_transform = greedy_transform
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 128,
                  sampling: SamplingParams | None = None, stop: StopCondition | None = None,
@@ -149,7 +153,8 @@ class Engine:
             t2 = time.perf_counter()
             # 3. Accept.
             if sampling.greedy:
-                acceptance = greedy_walk(tree, logits)
+                scores = self.greedy_transform(logits, tree) if self.greedy_transform is not None else logits
+                acceptance = greedy_walk(tree, scores)
             else:
                 acceptance = sampling_walk(tree, transform(logits, sampling), rng, self.rule)
             # 4. Commit the accepted rows; the recovered/bonus token is the new pending root.

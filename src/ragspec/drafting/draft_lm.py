@@ -32,6 +32,7 @@ class DraftLMConfig:
     top_k: int = 1  # 1 = a chain; k > 1 adds k - 1 sibling leaves per depth
     confidence: float = 0.0  # stop the chain after a token whose drafter probability is below this
     adaptive: bool = True  # adapt the chain length to observed acceptance
+    attach_probs: bool = False  # attach q to greedy drafts too (RAPID's transfer needs it)
     prefill_chunk: int = 512
 
     def __post_init__(self) -> None:
@@ -96,7 +97,8 @@ class DraftLMProposer:
         for depth in range(k):
             q = transform(logits, ctx.sampling)
             if ctx.sampling.greedy:
-                token, q_node = int(logits.argmax()), None
+                token = int(logits.argmax())
+                q_node = torch.softmax(logits.float(), -1) if cfg.attach_probs else None
             else:
                 token, q_node = int(torch.multinomial(q, 1, generator=ctx.generator)), q
             conf = float(torch.softmax(logits.float(), -1)[token]) if cfg.confidence else 1.0

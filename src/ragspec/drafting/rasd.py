@@ -37,6 +37,7 @@ from ragspec.spec.tree import TokenTree, TreeBuilder
 from ragspec.spec.verifier import VerifyResult
 
 PRUNE_RULES = ("none", "topk", "threshold", "auto")
+_RETRIEVAL_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasd-retrieval")  # one per process
 Q_BINS = np.array([0.01, 0.05, 0.15, 0.4])  # edges of the drafter-probability bins used for calibration
 
 
@@ -103,7 +104,7 @@ class RASDProposer:
         self.drafter, self.retrieval = drafter, list(retrieval)
         self.config = config or RASDConfig()
         self.calibration = _Calibration()
-        self._pool = ThreadPoolExecutor(max_workers=1) if self.config.overlap else None
+        self._pool = _RETRIEVAL_POOL if self.config.overlap else None
         self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0}
 
     def begin(self, prompt_ids: Sequence[int]) -> None:

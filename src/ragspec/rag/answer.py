@@ -138,14 +138,19 @@ class RagPipeline:
         return steps.result, stream.text
 
     def _answer(self, question, method, speculation, sources, prompt, gen, text, retrieval_s, start) -> Answer:
-        st = gen.stats
-        decode_s = st.total_s - st.ttft_s
-        n = len(gen.token_ids)
-        return Answer(
-            question=question, answer=text.strip(), method=method, model=self.target.info.name,
-            speculation=speculation or self.config.speculation, sources=sources, new_tokens=n,
-            prompt_tokens=len(prompt.ids), retrieval_s=retrieval_s, ttft_s=retrieval_s + st.ttft_s,
-            tokens_per_s=(n - 1) / decode_s if n > 1 and decode_s > 0 else 0.0,
-            latency_s=time.perf_counter() - start, finish_reason=gen.finish_reason, truncated=prompt.truncated,
-            stats=st,
-        )
+        return answer_from(question, text, method, self.target.info.name, speculation or self.config.speculation,
+                           sources, len(prompt.ids), retrieval_s, gen, prompt.truncated, start)
+
+
+def answer_from(question: str, text: str, method: str, model: str, speculation: str, sources: list[Source],
+                prompt_tokens: int, retrieval_s: float, gen: Generation, truncated: bool, start: float) -> Answer:
+    """An Answer from a finished generation (timings from its statistics)."""
+    st = gen.stats
+    decode_s = st.total_s - st.ttft_s
+    n = len(gen.token_ids)
+    return Answer(
+        question=question, answer=text.strip(), method=method, model=model, speculation=speculation,
+        sources=sources, new_tokens=n, prompt_tokens=prompt_tokens, retrieval_s=retrieval_s,
+        ttft_s=retrieval_s + st.ttft_s, tokens_per_s=(n - 1) / decode_s if n > 1 and decode_s > 0 else 0.0,
+        latency_s=time.perf_counter() - start, finish_reason=gen.finish_reason, truncated=truncated, stats=st,
+    )

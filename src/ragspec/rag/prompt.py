@@ -41,8 +41,9 @@ def rag_user_message(question: str, passages: list[Passage]) -> str:
     return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
 
 
-def lc_user_message(question: str, document: str) -> str:
-    return f"Document:\n{document}\n\nQuestion: {question}\nAnswer:"
+def lc_user_message(question: str, document: str, instruction: str = "") -> str:
+    head = f"{instruction}\n\n" if instruction else ""
+    return f"{head}Document:\n{document}\n\nQuestion: {question}\nAnswer:"
 
 
 def _ids(tokenizer, system: str, user: str) -> list[int]:
@@ -83,10 +84,10 @@ def rag_prompt(tokenizer, question: str, passages: list[Passage], budget: int) -
     return Prompt(_ids(tokenizer, SYSTEM, rag_user_message(question, [])), 0, truncated=bool(passages))
 
 
-def lc_prompt(tokenizer, question: str, document: str, budget: int) -> Prompt:
+def lc_prompt(tokenizer, question: str, document: str, budget: int, instruction: str = "") -> Prompt:
     """Chat prompt ids with the whole document, middle-truncated to at most `budget` tokens."""
-    _check_question(tokenizer, LC_SYSTEM, question, budget, lc_user_message(question, ""))
-    ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, document))
+    _check_question(tokenizer, LC_SYSTEM, question, budget, lc_user_message(question, "", instruction))
+    ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, document, instruction))
     if len(ids) <= budget:
         return Prompt(ids, 1, truncated=False)
     doc_ids = tokenizer(document, add_special_tokens=False)["input_ids"]
@@ -94,8 +95,8 @@ def lc_prompt(tokenizer, question: str, document: str, budget: int) -> Prompt:
     while room > 0:
         head, tail = doc_ids[: room // 2], doc_ids[len(doc_ids) - (room - room // 2) :]
         text = tokenizer.decode(head) + "\n[...]\n" + tokenizer.decode(tail)
-        ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, text))
+        ids = _ids(tokenizer, LC_SYSTEM, lc_user_message(question, text, instruction))
         if len(ids) <= budget:
             return Prompt(ids, 1, truncated=True)
         room -= max(8, len(ids) - budget)
-    return Prompt(_ids(tokenizer, LC_SYSTEM, lc_user_message(question, "")), 0, truncated=True)
+    return Prompt(_ids(tokenizer, LC_SYSTEM, lc_user_message(question, "", instruction)), 0, truncated=True)

@@ -1,0 +1,182 @@
+"""The long-document QA set (for RAPID) and its evaluation.
+
+Built from data/squad: each question gets a document made of its own article, alone or concatenated with
+1-3 other articles in a seeded order, that fits `max_tokens` tokens of the target's tokenizer. An article
+longer than the budget keeps the paragraphs nearest the gold one and is marked truncated, so every
+question stays answerable from its document and the output says when a document was cut.
+
+Folder format: documents.jsonl {"id", "text", "titles", "num_tokens", "truncated"} and questions.jsonl
+{"id", "question", "answers", "title", "paragraph_id", "doc_id"}.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from ragspec.eval.data import _order, load_corpus, load_questions
+from ragspec.eval.metrics import exact_match, f1_score
+
+SEPARATOR = "\n\n"
+
+
+def _paragraphs(corpus: list[dict]) -> dict[str, list[dict]]:
+    by_title: dict[str, list[dict]] = {}
+    for row in corpus:
+        by_title.setdefault(row["title"], []).append(row)
+    return {t: sorted(rows, key=lambda r: _order(str(r["id"]))) for t, rows in by_title.items()}
+
+
+def _fit_article(rows: list[dict], gold: str, budget: int, count) -> tuple[str, bool]:
+    """The article's text within `budget` tokens, keeping the paragraphs nearest the gold one."""
+    text = SEPARATOR.join(r["text"] for r in rows)
+    if count(text) <= budget:
+        return text, False
+    center = next(i for i, r in enumerate(rows) if r["id"] == gold)
+    lo = hi = center
+    while True:
+        grown = False
+        for lo2, hi2 in ((lo - 1, hi), (lo, hi + 1)):
+            if 0 <= lo2 and hi2 < len(rows) and count(SEPARATOR.join(r["text"] for r in rows[lo2 : hi2 + 1])) <= budget:
+                lo, hi, grown = lo2, hi2, True
+        if not grown:
+            return SEPARATOR.join(r["text"] for r in rows[lo : hi + 1]), True
+
+
+def build_longdoc(squad_dir: str | Path, out_dir: str | Path, tokenizer, max_tokens: int, limit: int = 200,
+                  seed: int = 0, max_articles: int = 4) -> dict:
+    """Write the set; returns its summary (documents, token counts, truncations)."""
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    requested, max_tokens = max_tokens, max_tokens - 16 * max_articles  # room for the article title lines
+    paragraphs = _paragraphs(load_corpus(squad_dir))
+    sizes = {t: count(SEPARATOR.join(r["text"] for r in rows)) for t, rows in paragraphs.items()}
+    rng = random.Random(seed)
+    questions = load_questions(squad_dir)
+    rng.shuffle(questions)
+    docs: dict[str, dict] = {}
+    rows = []
+    for q in questions[:limit]:
+        gold = q.gold_doc_ids[0]
+        n_articles = rng.choice([1] * 2 + list(range(2, max_articles + 1)))
+        others = [t for t in paragraphs if t != q.title]
+        rng.shuffle(others)
+        chosen, used = [q.title], min(sizes[q.title], max_tokens)
+        for t in others:
+            if len(chosen) >= n_articles:
+                break
+            if used + sizes[t] <= max_tokens:
+                chosen.append(t)
+                used += sizes[t]
+        rng.shuffle(chosen)
+        parts, truncated = [], False
+        for t in chosen:
+            if t == q.title:
+                text, cut = _fit_article(paragraphs[t], gold, max_tokens - (used - min(sizes[t], max_tokens)), count)
+                truncated |= cut
+            else:
+                text = SEPARATOR.join(r["text"] for r in paragraphs[t])
+            parts.append(f"{t.replace('_', ' ')}\n\n{text}")
+        text = SEPARATOR.join(parts)
+        doc_id = f"{'+'.join(chosen)}{'~' + gold if truncated else ''}"
+        if doc_id not in docs:
+            docs[doc_id] = {"id": doc_id, "text": text, "titles": chosen, "num_tokens": count(text), "truncated": truncated}
+        rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.title,
+                     "paragraph_id": gold, "doc_id": doc_id})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "documents.jsonl").open("w", encoding="utf-8") as f:
+        for d in docs.values():
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    with (out / "questions.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tokens = [docs[r["doc_id"]]["num_tokens"] for r in rows]
+    return {"questions": len(rows), "documents": len(docs), "max_tokens": requested,
+            "doc_tokens_mean": round(statistics.fmean(tokens), 1), "doc_tokens_max": max(tokens),
+            "truncated_questions": sum(docs[r["doc_id"]]["truncated"] for r in rows),
+            "articles_per_document_mean": round(statistics.fmean(len(docs[r["doc_id"]]["titles"]) for r in rows), 2)}
+
+
+def is_longdoc(data_dir: str | Path) -> bool:
+    return (Path(data_dir) / "documents.jsonl").is_file()
+
+
+def load_longdoc(data_dir: str | Path) -> tuple[list[dict], dict[str, dict]]:
+    d = Path(data_dir)
+    with (d / "documents.jsonl").open(encoding="utf-8") as f:
+        docs = {row["id"]: row for row in map(json.loads, f)}
+    with (d / "questions.jsonl").open(encoding="utf-8") as f:
+        questions = [json.loads(line) for line in f]
+    return questions, docs
+
+
+def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[float], limit: int | None,
+                on_row: Callable[[dict], None] | None = None, extra: dict | None = None) -> dict:
+    """Evaluate `lc` (target on the whole document), `rag` (drafter on retrieved chunks) and `rapid` (one
+    run per eta) on the set. One target prefill per question is shared by lc and every eta."""
+    from ragspec.engine import Engine
+    from ragspec.metrics import SpecStats
+    from ragspec.rag.answer import answer_from
+
+    unknown = set(methods) - {"lc", "rag", "rapid"}
+    if unknown:
+        raise ValueError(f"long-document methods are lc, rag and rapid; got {', '.join(sorted(unknown))}")
+    questions, docs = load_longdoc(data_dir)
+    questions = questions[:limit] if limit else questions
+    names = ([m for m in methods if m != "rapid"] + [f"rapid@eta={e:g}" for e in etas] if "rapid" in methods
+             else list(methods))
+    scores: dict[str, list[dict]] = {n: [] for n in names}
+    stats: dict[str, SpecStats] = {n: SpecStats() for n in names}
+    rows = []
+    for q in questions:
+        doc = docs[q["doc_id"]]
+        prompts = rapid.prompts(q["question"], doc["text"])
+        cache = rapid.prefill_target(prompts) if {"lc", "rapid"} & set(methods) else None
+        row = {"id": q["id"], "question": q["question"], "answers": q["answers"], "doc_tokens": doc["num_tokens"],
+               "doc_truncated": doc["truncated"], "prompt_truncated": prompts.target_truncated,
+               "drafter_context_tokens": len(prompts.drafter_ids), "results": {}}
+        for name in names:
+            start = time.perf_counter()
+            if name == "lc":
+                gen = Engine(rapid.target).generate(prompts.target_ids, rapid.config.max_new_tokens,
+                                                    cache=cache.copy(rapid.config.max_new_tokens + 2))
+                ans = answer_from(q["question"], rapid.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+                                  "lc", rapid.target.info.name, "none", [], len(prompts.target_ids), 0.0, gen,
+                                  prompts.target_truncated, start)
+            elif name == "rag":
+                ans = rapid.rag_answer(q["question"], prompts)
+            else:
+                ans = rapid.answer(q["question"], doc["text"], eta=float(name.split("=")[1]), prompts=prompts,
+                                   target_cache=cache)
+            result = {"prediction": ans.answer, "em": exact_match(ans.answer, q["answers"]),
+                      "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
+                      "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
+                      "mean_acceptance_length": round(ans.stats.mean_acceptance_length, 3)}
+            row["results"][name] = result
+            scores[name].append(result)
+            stats[name].add(ans.stats)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    summaries = {n: _summary(n, scores[n], stats[n]) for n in names}
+    first = summaries[names[-1]]
+    return {"summary": {**first, **(extra or {}), "questions": len(rows),
+                        "doc_tokens_mean": round(statistics.fmean(r["doc_tokens"] for r in rows), 1) if rows else 0,
+                        "truncated_documents": sum(r["doc_truncated"] for r in rows)},
+            "methods": summaries, "rows": rows}
+
+
+def _summary(name: str, results: list[dict], stats) -> dict:
+    mean = lambda xs: statistics.fmean(xs) if xs else 0.0  # noqa: E731
+    decode_s = stats.total_s - stats.ttft_s
+    decode_tokens = sum(max(0, r["new_tokens"] - 1) for r in results)
+    return {"method": name, "n": len(results), "em": round(100 * mean([r["em"] for r in results]), 2),
+            "f1": round(100 * mean([r["f1"] for r in results]), 2),
+            "latency_s": round(mean([r["latency_s"] for r in results]), 3),
+            "tokens_per_s": round(decode_tokens / decode_s, 3) if decode_s > 0 else 0.0,
+            "mean_acceptance_length": round(stats.mean_acceptance_length, 3),
+            "acceptance_rate": round(stats.acceptance_rate, 4)}

@@ -1,0 +1,122 @@
+"""RAPID: a RAG drafter on retrieved chunks speculates for a long-context target (arXiv 2502.20330).
+
+The target reads the whole long document; the drafter (the same model, "self", or a larger one,
+"upward") reads only the chunks of that document retrieved for the question, within a token budget and
+in document order, and drafts up to gamma tokens per step. The target verifies them against p_hat, its
+distribution nudged toward the drafter's (`ragspec.spec.rapid`): the drafter's better-grounded view
+improves the answer, and its shorter context makes drafting cheap.
+
+Defaults (docs/design.md): gamma 10 (the official code), alpha 0.1, eta 10 (the paper's self-speculation
+value), residual "p_hat" (the output is exactly p_hat; "rapid" reproduces the official code's rule, whose
+output law is neither p nor p_hat), chunks of 256 tokens (the paper's 512 are for 128K contexts) and a
+drafter budget of max(L/8, 1024) tokens (the paper's max(L/32, 4096) scaled to 8K-32K documents).
+The fallback gate is off: with eta > 0 skipping a draft would change the output, not only the speed.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+from ragspec.decoding.sampling import SamplingParams
+from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
+from ragspec.engine import Engine, EngineConfig, prefill
+from ragspec.models.base import CausalLM, KVCache
+from ragspec.rag.answer import Answer, answer_from
+from ragspec.rag.prompt import lc_prompt
+from ragspec.retrieval.document import DocumentIndex
+from ragspec.spec.rapid import RESIDUALS, greedy_logits, rapid_rule
+
+DRAFT_INSTRUCTION = "Read the following retrieved text chunks of a document and answer the question."
+
+
+@dataclass(frozen=True)
+class RapidConfig:
+    eta: float = 10.0
+    alpha: float = 0.1
+    gamma: int = 10
+    residual: str = "p_hat"
+    chunk_size: int = 256
+    budget: int = 0  # drafter context in tokens; 0 = max(L / 8, 1024)
+    confidence: float = 0.0  # drafter early stop below this confidence (the official eval uses 0.1)
+    max_new_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
+        if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0:
+            raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0")
+
+
+@dataclass
+class RapidPrompts:
+    target_ids: list[int]
+    drafter_ids: list[int]
+    rag_context: str
+    chunks: list[int]
+    target_truncated: bool
+    document_tokens: int
+    retrieval_s: float
+
+
+class Rapid:
+    def __init__(self, target: CausalLM, drafter: CausalLM, embedder=None, config: RapidConfig | None = None) -> None:
+        if target.tokenizer is None or drafter.tokenizer is None:
+            raise ValueError("RAPID needs tokenizers for the target and the drafter")
+        if target.tokenizer.get_vocab() != drafter.tokenizer.get_vocab():
+            raise ValueError("RAPID needs a drafter with the target's tokenizer (same vocabulary)")
+        self.target, self.drafter, self.embedder = target, drafter, embedder
+        self.config = config or RapidConfig()
+
+    def _room(self, lm: CausalLM) -> int:
+        return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.gamma - 2
+
+    def prompts(self, question: str, document: str) -> RapidPrompts:
+        """The target's whole-document prompt and the drafter's retrieved-chunks prompt."""
+        start = time.perf_counter()
+        index = DocumentIndex(document, self.drafter.tokenizer, self.config.chunk_size, self.embedder)
+        doc_tokens = index.num_tokens
+        budget = self.config.budget or max(doc_tokens // 8, 1024)
+        rag_text, chunks = index.context(question, min(budget, self._room(self.drafter) - 200))
+        retrieval_s = time.perf_counter() - start
+        target = lc_prompt(self.target.tokenizer, question, document, self._room(self.target))
+        draft = lc_prompt(self.drafter.tokenizer, question, rag_text, self._room(self.drafter),
+                          instruction=DRAFT_INSTRUCTION)
+        return RapidPrompts(target.ids, draft.ids, rag_text, chunks, target.truncated, doc_tokens, retrieval_s)
+
+    def engine(self, prompts: RapidPrompts, eta: float | None = None) -> Engine:
+        cfg = self.config
+        eta = cfg.eta if eta is None else eta
+        proposer = DraftLMProposer(
+            self.drafter, DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence,
+                                        attach_probs=True), prompt_ids=prompts.drafter_ids)
+        return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
+                      rule=rapid_rule(eta, cfg.alpha, cfg.residual),
+                      greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
+
+    def answer(self, question: str, document: str, sampling: SamplingParams | None = None,
+               eta: float | None = None, prompts: RapidPrompts | None = None,
+               target_cache: KVCache | None = None) -> Answer:
+        """Answer with RAPID. `prompts` and a prefilled `target_cache` (the target prompt minus its last
+        token) may be shared across calls, e.g. an eta sweep on one question."""
+        start = time.perf_counter()
+        prompts = prompts or self.prompts(question, document)
+        cache = target_cache.copy(self.config.max_new_tokens + self.config.gamma + 2) if target_cache else None
+        gen = self.engine(prompts, eta).generate(prompts.target_ids, self.config.max_new_tokens, sampling, cache=cache)
+        text = self.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+        return answer_from(question, text, "rapid", self.target.info.name, f"rapid(eta={self.config.eta if eta is None else eta})",
+                           [], len(prompts.target_ids), prompts.retrieval_s, gen, prompts.target_truncated, start)
+
+    def prefill_target(self, prompts: RapidPrompts) -> KVCache:
+        cache = self.target.new_cache(len(prompts.target_ids) + self.config.max_new_tokens + self.config.gamma + 2)
+        prefill(self.target, cache, prompts.target_ids[:-1])
+        return cache
+
+    def rag_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None) -> Answer:
+        """The drafter alone on the retrieved chunks (the RAG baseline of the paper)."""
+        start = time.perf_counter()
+        gen = Engine(self.drafter).generate(prompts.drafter_ids, self.config.max_new_tokens, sampling)
+        text = self.drafter.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+        return answer_from(question, text, "rag", self.drafter.info.name, "none", [], len(prompts.drafter_ids),
+                           prompts.retrieval_s, gen, False, start)
