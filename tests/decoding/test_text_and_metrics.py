@@ -11,6 +11,9 @@ def test_squad_normalisation_and_scores():
     assert f1_score("Hastings", ["Battle of Hastings"]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
     assert f1_score("in 1066 at Hastings", ["1066", "Battle of Hastings"]) == pytest.approx(2 * 0.25 * 1 / 1.25)
     assert f1_score("", ["x"]) == 0.0 and f1_score("a", ["the"]) == 1.0  # both normalise to empty
+    # Citations and anything after the first line are not part of the answer.
+    assert exact_match("the Battle of Hastings [2]\nSources: ...", ["Battle of Hastings"]) == 1.0
+    assert exact_match("1066 [1, 3]", ["1066"]) == 1.0
 
 
 def test_trim_at_stop():

@@ -69,12 +69,14 @@ def test_prompt_fitting_drops_sources_then_refuses_an_oversized_question():
     assert full.num_passages == 2 and not full.truncated
     fitted = rag_prompt(tok, "why?", passages, len(full.ids) - 100)
     assert fitted.num_passages == 1 and fitted.truncated and len(fitted.ids) <= len(full.ids) - 100
-    cut = rag_prompt(tok, "why?", passages[:1], 400)
-    assert cut.truncated and len(cut.ids) <= 400
+    base = len(rag_prompt(tok, "why?", [], 100_000).ids)  # instructions and worked examples, no source
+    cut = rag_prompt(tok, "why?", passages[:1], base + 150)
+    assert cut.truncated and cut.num_passages == 1 and len(cut.ids) <= base + 150
     with pytest.raises(PromptTooLong, match="question needs"):
-        rag_prompt(tok, "why " * 200, passages, 300)
-    doc = lc_prompt(tok, "why?", "abcdefghij" * 100, 600)
-    assert doc.truncated and len(doc.ids) <= 600 and "[...]" in tok.decode(doc.ids)
+        rag_prompt(tok, "why " * 200, passages, base + 300)
+    lc_base = len(lc_prompt(tok, "why?", "", 100_000).ids)
+    doc = lc_prompt(tok, "why?", "abcdefghij" * 100, lc_base + 300)
+    assert doc.truncated and len(doc.ids) <= lc_base + 300 and "[...]" in tok.decode(doc.ids)
 
 
 def test_eval_writes_summary_and_rows(store, data_dir):

@@ -8,6 +8,14 @@ from collections import Counter
 from typing import Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CITATIONS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def answer_span(text: str) -> str:
+    """The answer to score: the first line, without citation markers like [1] or [2, 3] (they cite sources,
+    they are not part of the answer)."""
+    first = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return _CITATIONS.sub("", first).strip()
 _PUNCT = set(string.punctuation)
 
 
@@ -18,12 +26,12 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    pred = normalize_answer(prediction)
+    pred = normalize_answer(answer_span(prediction))
     return float(any(pred == normalize_answer(g) for g in golds))
 
 
 def f1_score(prediction: str, golds: Sequence[str]) -> float:
-    pred = normalize_answer(prediction).split()
+    pred = normalize_answer(answer_span(prediction)).split()
     best = 0.0
     for gold in golds:
         ref = normalize_answer(gold).split()

@@ -11,12 +11,22 @@ from dataclasses import dataclass
 
 from ragspec.decoding.text import chat_ids
 
-SYSTEM = (
-    "You answer questions using the sources given. Answer with a short phrase taken from the sources "
-    "when possible, then cite the sources you used like [1]. If the sources do not contain the answer, "
-    "say you don't know."
+SYSTEM = ("Answer the question with the shortest phrase from the sources that answers it, then cite the "
+          "source number. If the sources do not contain the answer, say you don't know.")
+LC_SYSTEM = "Answer the question about the document with the shortest phrase from the document that answers it."
+# Two worked exchanges before the question: small chat models follow examples more than instructions
+# (Qwen2.5-1.5B on 20 SQuAD questions: 6.7 answer tokens instead of 14.4, F1 53.4 instead of 45.9).
+RAG_SHOTS = (
+    ("Sources:\n\n[1] Rivers\nThe Nile flows north through eleven countries into the Mediterranean Sea.\n\n"
+     "Question: Into which sea does the Nile flow?\nAnswer:", "the Mediterranean Sea [1]"),
+    ("Sources:\n\n[1] Computers\nThe first electronic general-purpose computer, ENIAC, was completed in 1945 at "
+     "the University of Pennsylvania.\n\n[2] Mathematics\nAlan Turing described a universal machine in 1936.\n\n"
+     "Question: When was ENIAC completed?\nAnswer:", "1945 [1]"),
 )
-LC_SYSTEM = "You answer questions about a document. Answer with a short phrase taken from the document."
+LC_SHOTS = (
+    ("Document:\nThe Nile flows north through eleven countries into the Mediterranean Sea.\n\n"
+     "Question: Into which sea does the Nile flow?\nAnswer:", "the Mediterranean Sea"),
+)
 
 
 class PromptTooLong(ValueError):
@@ -47,7 +57,11 @@ def lc_user_message(question: str, document: str, instruction: str = "") -> str:
 
 
 def _ids(tokenizer, system: str, user: str) -> list[int]:
-    return chat_ids(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": user}])
+    shots = RAG_SHOTS if system == SYSTEM else LC_SHOTS
+    messages = [{"role": "system", "content": system}]
+    for question, answer in shots:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return chat_ids(tokenizer, messages + [{"role": "user", "content": user}])
 
 
 def _check_question(tokenizer, system: str, question: str, budget: int, empty: str) -> None:
