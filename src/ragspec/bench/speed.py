@@ -23,6 +23,7 @@ import torch
 from ragspec.bench.hf import HF_METHODS, hf_generate
 from ragspec.bench.sets import load_set
 from ragspec.decoding.text import chat_ids
+from ragspec.rag.prompt import lc_prompt
 from ragspec.drafting.registry import SpecOptions, is_speculation, make_proposer
 from ragspec.engine import Engine, EngineConfig, prefill
 from ragspec.metrics import SpecStats
@@ -32,8 +33,23 @@ DEFAULT_METHODS = ("hf-greedy", "hf-pld", "hf-assisted", "greedy", "pld", "rest"
 
 
 def is_ragspec(method: str) -> bool:
-    """ragspec methods: "greedy" or any speculation name of `ragspec.drafting.registry` (all lossless)."""
-    return method == "greedy" or is_speculation(method)
+    """ragspec methods: "greedy", any speculation name of `ragspec.drafting.registry` (all lossless), or
+    "rapid[:eta=X]" on long-document sets (lossless only at eta 0)."""
+    return method == "greedy" or is_speculation(method) or is_rapid(method)
+
+
+def is_rapid(method: str) -> bool:
+    return method == "rapid" or method.startswith("rapid:eta=")
+
+
+def _rapid(models: "BenchModels", method: str, max_new_tokens: int):
+    from ragspec.methods.rapid import Rapid, RapidConfig
+    from ragspec.retrieval.embedder import default_embedder
+
+    if models.drafter is None:
+        raise ValueError("rapid needs a drafter (--drafter NAME; the target itself for self-speculation)")
+    eta = float(method.split("=", 1)[1]) if "=" in method else RapidConfig.eta
+    return Rapid(models.target, models.drafter, default_embedder(), RapidConfig(eta=eta, max_new_tokens=max_new_tokens))
 
 
 @dataclass
@@ -79,12 +95,20 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     target, tok = models.target, models.target.tokenizer
     room = (target.info.max_context or 1 << 20) - max_new_tokens - engine_config.max_nodes - 2
     prompts, skipped = [], 0
+    rapids = {m: _rapid(models, m, max_new_tokens) for m in methods if is_rapid(m)}
     for p in load_set(set_name):
-        ids = chat_ids(tok, list(p.messages))
+        if p.document:  # long-document QA: every method gets the whole-document prompt
+            built = lc_prompt(tok, p.question, p.document, room)
+            if built.truncated:
+                skipped += 1
+                continue
+            ids = built.ids
+        else:
+            ids = chat_ids(tok, list(p.messages))
         if len(ids) > room:
             skipped += 1
             continue
-        prompts.append((p.id, ids))
+        prompts.append((p, ids))
         if len(prompts) == limit:
             break
     if not prompts:
@@ -92,7 +116,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     results = {m: MethodResult(m) for m in methods}
     eos = target.info.eos_token_ids
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
-    for i, (pid, ids) in enumerate(prompts):
+    for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
         for m in methods:
             r = results[m]
@@ -103,6 +127,13 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 cache = hf_cache if m == "hf-greedy" else None
                 run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache)
                 r.add(run.token_ids, run.ttft_s, run.total_s)
+            elif is_rapid(m):
+                rp = rapids[m].prompts(p.question, p.document)
+                assert rp.target_ids == ids, "RAPID's target prompt must equal the other methods'"
+                proposer = None
+                gen = rapids[m].engine(rp).generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + 16))
+                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
+                r.stats.add(gen.stats)
             else:
                 proposer = None if m == "greedy" else make_proposer(
                     m, drafter=models.drafter, datastore=models.datastore, options=options,
@@ -114,7 +145,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 for key, value in getattr(proposer, "timing", {}).items():
                     r.timing[key] = r.timing.get(key, 0) + value
         if on_prompt is not None:
-            on_prompt(i, pid, {m: results[m].outputs[-1] for m in methods})
+            on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods})
     return _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
 
 
@@ -166,7 +197,7 @@ def _report(models, set_name, methods, results, prompts, skipped, max_new_tokens
         else:
             row.update({"mean_acceptance_length": None, "acceptance_rate": None, "draft_s": None, "verify_s": None})
         rows.append(row)
-    spec_rows = [r for r in rows if is_ragspec(r["method"]) and r["method"] != "greedy"]
+    spec_rows = [r for r in rows if is_ragspec(r["method"]) and r["method"] != "greedy" and not is_rapid(r["method"])]
     best = max(spec_rows, key=lambda r: r["tokens_per_s"], default=None)
     lengths = [len(ids) for _, ids in prompts]
     return {

@@ -46,10 +46,13 @@ class DraftLMProposer:
     name = "draft_lm"
 
     def __init__(self, lm: CausalLM, config: DraftLMConfig | None = None,
-                 prompt_ids: Sequence[int] | None = None) -> None:
+                 prompt_ids: Sequence[int] | None = None, prompt_cache=None) -> None:
+        """prompt_ids: the drafter's own prompt (default: the target's); prompt_cache: a cache already
+        holding that prompt minus its last token, copied instead of prefilling (shared across runs)."""
         self.lm = lm
         self.config = config or DraftLMConfig()
         self.own_prompt = list(prompt_ids) if prompt_ids is not None else None
+        self.prompt_cache = prompt_cache
         self.length = DraftLength(self.config.min_len, self.config.max_len)
         self.cache = None
         self.prompt: list[int] = []
@@ -61,10 +64,14 @@ class DraftLMProposer:
         limit = self.lm.info.max_context
         if limit and len(self.prompt) >= limit:
             raise ValueError(f"the drafter prompt has {len(self.prompt)} tokens; its context is {limit}")
-        self.cache = self.lm.new_cache(len(self.prompt) + 256)
-        chunk = self.config.prefill_chunk
-        for s in range(0, len(self.prompt) - 1, chunk):
-            self.lm.forward(self.cache, torch.tensor(self.prompt[s : min(s + chunk, len(self.prompt) - 1)]), num_logits=1)
+        if self.prompt_cache is not None and self.prompt_cache.length == len(self.prompt) - 1:
+            self.cache = self.prompt_cache.copy(256)
+        else:
+            self.cache = self.lm.new_cache(len(self.prompt) + 256)
+            chunk = self.config.prefill_chunk
+            for s in range(0, len(self.prompt) - 1, chunk):
+                self.lm.forward(self.cache, torch.tensor(self.prompt[s : min(s + chunk, len(self.prompt) - 1)]),
+                                num_logits=1)
         self.length = DraftLength(self.config.min_len, self.config.max_len)
         self.chain, self.chain_fed = [], 0
 

@@ -136,6 +136,7 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
         doc = docs[q["doc_id"]]
         prompts = rapid.prompts(q["question"], doc["text"])
         cache = rapid.prefill_target(prompts) if {"lc", "rapid"} & set(methods) else None
+        draft_cache = rapid.prefill_drafter(prompts) if {"rag", "rapid"} & set(methods) else None
         row = {"id": q["id"], "question": q["question"], "answers": q["answers"], "doc_tokens": doc["num_tokens"],
                "doc_truncated": doc["truncated"], "prompt_truncated": prompts.target_truncated,
                "drafter_context_tokens": len(prompts.drafter_ids), "results": {}}
@@ -148,10 +149,10 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                                   "lc", rapid.target.info.name, "none", [], len(prompts.target_ids), 0.0, gen,
                                   prompts.target_truncated, start)
             elif name == "rag":
-                ans = rapid.rag_answer(q["question"], prompts)
+                ans = rapid.rag_answer(q["question"], prompts, drafter_cache=draft_cache)
             else:
                 ans = rapid.answer(q["question"], doc["text"], eta=float(name.split("=")[1]), prompts=prompts,
-                                   target_cache=cache)
+                                   target_cache=cache, drafter_cache=draft_cache)
             result = {"prediction": ans.answer, "em": exact_match(ans.answer, q["answers"]),
                       "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
                       "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),

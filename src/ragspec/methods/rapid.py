@@ -39,7 +39,7 @@ class RapidConfig:
     residual: str = "p_hat"
     chunk_size: int = 256
     budget: int = 0  # drafter context in tokens; 0 = max(L / 8, 1024)
-    confidence: float = 0.0  # drafter early stop below this confidence (the official eval uses 0.1)
+    confidence: float = 0.1  # drafter early stop below this confidence (the official eval's value)
     max_new_tokens: int = 32
 
     def __post_init__(self) -> None:
@@ -85,38 +85,47 @@ class Rapid:
                           instruction=DRAFT_INSTRUCTION)
         return RapidPrompts(target.ids, draft.ids, rag_text, chunks, target.truncated, doc_tokens, retrieval_s)
 
-    def engine(self, prompts: RapidPrompts, eta: float | None = None) -> Engine:
+    def engine(self, prompts: RapidPrompts, eta: float | None = None, drafter_cache: KVCache | None = None) -> Engine:
         cfg = self.config
         eta = cfg.eta if eta is None else eta
         proposer = DraftLMProposer(
             self.drafter, DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence,
-                                        attach_probs=True), prompt_ids=prompts.drafter_ids)
+                                        attach_probs=True), prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
         return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
                       greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
 
     def answer(self, question: str, document: str, sampling: SamplingParams | None = None,
                eta: float | None = None, prompts: RapidPrompts | None = None,
-               target_cache: KVCache | None = None) -> Answer:
-        """Answer with RAPID. `prompts` and a prefilled `target_cache` (the target prompt minus its last
-        token) may be shared across calls, e.g. an eta sweep on one question."""
+               target_cache: KVCache | None = None, drafter_cache: KVCache | None = None) -> Answer:
+        """Answer with RAPID. `prompts` and prefilled caches (each prompt minus its last token) may be
+        shared across calls, e.g. an eta sweep on one question."""
         start = time.perf_counter()
         prompts = prompts or self.prompts(question, document)
         cache = target_cache.copy(self.config.max_new_tokens + self.config.gamma + 2) if target_cache else None
-        gen = self.engine(prompts, eta).generate(prompts.target_ids, self.config.max_new_tokens, sampling, cache=cache)
+        engine = self.engine(prompts, eta, drafter_cache)
+        gen = engine.generate(prompts.target_ids, self.config.max_new_tokens, sampling, cache=cache)
         text = self.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
         return answer_from(question, text, "rapid", self.target.info.name, f"rapid(eta={self.config.eta if eta is None else eta})",
                            [], len(prompts.target_ids), prompts.retrieval_s, gen, prompts.target_truncated, start)
 
     def prefill_target(self, prompts: RapidPrompts) -> KVCache:
-        cache = self.target.new_cache(len(prompts.target_ids) + self.config.max_new_tokens + self.config.gamma + 2)
-        prefill(self.target, cache, prompts.target_ids[:-1])
+        return self._prefill(self.target, prompts.target_ids)
+
+    def prefill_drafter(self, prompts: RapidPrompts) -> KVCache:
+        return self._prefill(self.drafter, prompts.drafter_ids)
+
+    def _prefill(self, lm: CausalLM, ids: list[int]) -> KVCache:
+        cache = lm.new_cache(len(ids) + self.config.max_new_tokens + self.config.gamma + 2)
+        prefill(lm, cache, ids[:-1])
         return cache
 
-    def rag_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None) -> Answer:
+    def rag_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,
+                   drafter_cache: KVCache | None = None) -> Answer:
         """The drafter alone on the retrieved chunks (the RAG baseline of the paper)."""
         start = time.perf_counter()
-        gen = Engine(self.drafter).generate(prompts.drafter_ids, self.config.max_new_tokens, sampling)
+        cache = drafter_cache.copy(self.config.max_new_tokens + 2) if drafter_cache else None
+        gen = Engine(self.drafter).generate(prompts.drafter_ids, self.config.max_new_tokens, sampling, cache=cache)
         text = self.drafter.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
         return answer_from(question, text, "rag", self.drafter.info.name, "none", [], len(prompts.drafter_ids),
                            prompts.retrieval_s, gen, False, start)

@@ -1,0 +1,63 @@
+"""End to end on the real models pulled by `make models` (smollm2-135m, minilm-l6): CLI and exactness."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ragspec.cli import app
+from ragspec.models.registry import is_pulled
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not (is_pulled("smollm2-135m") and is_pulled("minilm-l6")),
+                                 reason="run `make models` first")]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    store = tmp_path_factory.mktemp("demo") / "store"
+    result = runner.invoke(app, ["ingest", "data/demo/corpus.jsonl", "--store", str(store), "-q"])
+    assert result.exit_code == 0, result.output
+    return store
+
+
+def test_ask_json_has_answer_sources_and_timings(demo_store):
+    result = runner.invoke(app, ["ask", "When did the Normans conquer England?", "--store", str(demo_store),
+                                 "--json", "--max-new-tokens", "24"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{"):])
+    assert out["answer"] and out["new_tokens"] > 0 and out["ttft_s"] > 0 and out["tokens_per_s"] > 0
+    assert out["sources"][0]["title"] == "Normans" and {"id", "title", "score"} <= set(out["sources"][0])
+    assert "mean_acceptance_length" in out["stats"] and "by_source" in out["stats"]
+
+
+def test_question_longer_than_the_context_is_a_one_line_error(demo_store):
+    result = runner.invoke(app, ["ask", "why " * 9000, "--store", str(demo_store)])
+    assert result.exit_code == 2
+    assert "question needs" in result.output and result.output.count("\n") <= 2
+
+
+def test_fast_stock_and_transformers_greedy_agree_and_speculation_is_lossless():
+    from ragspec.bench.sets import load_set
+    from ragspec.decoding.text import chat_ids
+    from ragspec.drafting.registry import make_proposer
+    from ragspec.engine import Engine
+    from ragspec.models.loader import load_hf, wrap
+
+    hf, tok, name = load_hf("smollm2-135m")
+    fast, stock = wrap(hf, tok, name, "fast"), wrap(hf, tok, name, "stock")
+    prompt = chat_ids(tok, list(load_set("summarization", 1)[0].messages))
+    want = hf.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, min_new_tokens=32,
+                       eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+    assert Engine(fast).generate(prompt, 32).token_ids[:32] == want
+    assert Engine(stock).generate(prompt, 32).token_ids[:32] == want
+    for spec in ("pld", "recycle", "rasd"):
+        gen = Engine(fast, make_proposer(spec, vocab_size=fast.info.vocab_size)).generate(prompt, 32)
+        assert gen.token_ids == Engine(fast).generate(prompt, 32).token_ids, spec
+
+
+def test_models_list():
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0 and "smollm2-135m" in result.stdout
