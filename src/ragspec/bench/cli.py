@@ -70,7 +70,7 @@ def speed(
     """Tokens/s of ragspec's methods and Hugging Face's generate on the same prompts, in one process."""
     from ragspec.bench.speed import DEFAULT_METHODS, run_speed
 
-    chosen = [m.strip() for m in methods.split(",") if m.strip()] or list(DEFAULT_METHODS)
+    chosen = split_methods(methods) or list(DEFAULT_METHODS)
     if not drafter:
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
     models = _load_models(model, drafter, data, datastore, backend, random_weights)
@@ -82,6 +82,20 @@ def speed(
         from ragspec.bench.plots import speed_plot
 
         speed_plot(result, plot)
+
+
+def split_methods(text: str) -> list[str]:
+    """Comma-separated methods; a bare `key=value` piece continues the previous method's options, so
+    `greedy,rasd:prune=topk,k=4` is ["greedy", "rasd:prune=topk,k=4"]."""
+    out: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if out and "=" in piece and ":" not in piece:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
 
 
 def _print_speed(result: dict) -> None:

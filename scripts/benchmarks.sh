@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The commands behind docs/benchmarks.md, one section per figure group.
+#   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
+#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen)
+# Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
+# machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
+# `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=.venv/bin/ragspec
+OUT=bench-out
+mkdir -p "$OUT"
+SMOL=smollm2-135m
+QT=qwen2.5-coder-1.5b
+QD=qwen2.5-coder-0.5b
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+foundation() {
+  log "model second load"
+  .venv/bin/python - <<'EOF' | tee "$OUT/model-load.txt"
+import time
+t = time.perf_counter()
+from ragspec.models.loader import load_causal_lm
+t0 = time.perf_counter()
+lm = load_causal_lm("smollm2-135m")
+print(f"imports {t0 - t:.2f} s, load_causal_lm('smollm2-135m') {time.perf_counter() - t0:.2f} s")
+EOF
+  log "retrieval"
+  $R bench retrieval data/squad --json "$OUT/retrieval-squad.json"
+  $R bench retrieval data/hotpotqa --json "$OUT/retrieval-hotpotqa.json"
+  log "eval rag"
+  $R eval data/squad --method rag --limit 100 --model $SMOL --json "$OUT/eval-squad-rag-smollm2.json"
+  $R eval data/squad --method rag --limit 100 --model $QT --json "$OUT/eval-squad-rag-qwen15.json"
+}
+
+verify() {
+  $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
+  $R bench verify --model $QT --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 3 --json "$OUT/verify-qwen15.json"
+}
+
+SETS="squad-longdoc rag summarization humaneval mt_bench qa math_reasoning translation"
+
+smol-speed() {
+  local methods=hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,recycle,draft,pld+rest,pld+recycle,rasd
+  for s in $SETS; do
+    log "smollm2 speed $s"
+    $R bench speed --data "$s" --model $SMOL --drafter $SMOL --methods $methods --limit 12 --max-new-tokens 128 \
+      --json "$OUT/speed-smollm2-$s.json" --plot "$OUT/speed-smollm2-$s.png"
+  done
+}
+
+rasd-smol() {  # identity on 50 prompts per set (retrieval sources alone: a same-size drafter cannot pay)
+  for s in humaneval summarization rag squad-longdoc mt_bench; do
+    log "smollm2 rasd identity $s"
+    $R bench speed --data "$s" --model $SMOL --methods greedy,rasd --limit 50 --max-new-tokens 128 \
+      --json "$OUT/rasd-identity-smollm2-$s.json"
+  done
+}
+
+rapid-smol() {
+  $R data longdoc --out "$OUT/longdoc-smollm2-7500" --tokens 7500 --limit 200 --model $SMOL
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 0,5,10,20,40 --model $SMOL --drafter $SMOL \
+    --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2.json"
+}
+
+rapid-smol-speed() {
+  for t in 2000 4000 7500; do
+    $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 8 --max-new-tokens 64 \
+      --json "$OUT/rapid-speed-smollm2-$t.json"
+  done
+  $R bench plot "$OUT"/rapid-speed-smollm2-*.json --out "$OUT/rapid-speed-smollm2.png"
+}
+
+qwen-speed() {
+  local methods=hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+rest,pld+draft,rasd
+  for s in $SETS; do
+    local n=6
+    case $s in qa|math_reasoning|translation) n=3 ;; esac
+    log "qwen speed $s"
+    $R bench speed --data "$s" --model $QT --drafter $QD --methods $methods --limit $n --max-new-tokens 64 \
+      --json "$OUT/speed-qwen-$s.json" --plot "$OUT/speed-qwen-$s.png"
+  done
+}
+
+rasd-qwen() {  # the pruning and overlap ablation
+  local methods=greedy,pld,rest,draft,rasd:prune=none,rasd:prune=topk,k=4,rasd:prune=threshold,threshold=0.05,rasd,rasd:overlap=0
+  for s in rag summarization humaneval; do
+    log "qwen rasd ablation $s"
+    $R bench speed --data "$s" --model $QT --drafter $QD --methods "$methods" --limit 6 --max-new-tokens 64 \
+      --json "$OUT/rasd-ablation-qwen-$s.json"
+  done
+}
+
+rapid-qwen() {  # self (0.5B drafts for 0.5B) and upward (1.5B drafts for 0.5B) at 16K tokens
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R eval "$OUT/longdoc-qwen-16000" --method lc,rag,rapid --eta 0,5,10,20,40 --model $QD --drafter $QD \
+    --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
+  $R eval "$OUT/longdoc-qwen-16000" --method rag,rapid --eta 40 --model $QD --drafter $QT \
+    --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-upward.json"
+}
+
+for section in "$@"; do
+  log "=== $section"
+  "$section"
+done
+log "done"
