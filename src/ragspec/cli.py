@@ -93,7 +93,7 @@ def _build_datastores(store: Path, models: list[str]) -> None:
 
 # ----- answers --------------------------------------------------------------------------------------
 def _pipeline(store: Path | None, model: str, drafter: str | None, speculation: str, k: int, mode: str,
-              max_new_tokens: int, backend: str):
+              max_new_tokens: int, backend: str, drafter_quant: str = "auto"):
     from ragspec.corpus.store import Store
     from ragspec.drafting.registry import parse
     from ragspec.models.loader import load_causal_lm
@@ -102,7 +102,7 @@ def _pipeline(store: Path | None, model: str, drafter: str | None, speculation: 
     from ragspec.retrieval.hybrid import StoreRetriever
 
     target = load_causal_lm(model, backend)
-    draft_lm = load_causal_lm(drafter, backend) if drafter else None
+    draft_lm = _drafter(target, model, drafter, backend, drafter_quant)
     retriever = datastore = None
     if store is not None:
         if not (Path(store) / "store.sqlite").is_file():
@@ -113,6 +113,17 @@ def _pipeline(store: Path | None, model: str, drafter: str | None, speculation: 
             datastore = load_datastore(db, target.tokenizer)
     config = RagConfig(k=k, mode=mode, max_new_tokens=max_new_tokens, speculation=speculation)
     return RagPipeline(target, retriever, drafter=draft_lm, datastore=datastore, config=config)
+
+
+def _drafter(target, model: str, drafter: str | None, backend: str, quant: str):
+    """The draft model: an int8 copy by default (drafts need not be exact; the target verifies them)."""
+    from ragspec.models.loader import load_causal_lm, wrap
+
+    if not drafter:
+        return None
+    if drafter == model and getattr(target, "model", None) is not None:
+        return wrap(target.model, target.tokenizer, target.info.name, backend, quant)
+    return load_causal_lm(drafter, backend, quant)
 
 
 def _method(method: str) -> tuple[str, str | None]:
@@ -146,6 +157,7 @@ def ask(
     top_k: Annotated[int, typer.Option(help="0 = off.")] = 0,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a question from a store with numbered sources, timings and speculation statistics."""
@@ -159,7 +171,7 @@ def ask(
             raise ValueError("--method lc needs --context FILE")
         document = context.read_text(encoding="utf-8")
     pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
-                     max_new_tokens, backend)
+                     max_new_tokens, backend, drafter_quant)
     sampling = SamplingParams(temperature, top_p, top_k, seed)
     stream = None if as_json else (lambda text: out.print(text, end="", highlight=False, markup=False, soft_wrap=True))
     ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
@@ -224,6 +236,7 @@ def evaluate(
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
     budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
 ) -> None:
     """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s."""
     from ragspec.eval.longdoc import is_longdoc
@@ -232,13 +245,13 @@ def evaluate(
 
     if is_longdoc(data_dir):
         _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
-                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget)
+                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, drafter_quant)
         return
 
     store_dir = None
     if method in NEEDS_STORE:
         store_dir = store or eval_store(data_dir, err)
-    pipe = _pipeline(store_dir, model, drafter, spec, k, "hybrid", max_new_tokens, backend)
+    pipe = _pipeline(store_dir, model, drafter, spec, k, "hybrid", max_new_tokens, backend, drafter_quant)
     done = [0]
 
     def progress(row: dict) -> None:
@@ -256,14 +269,14 @@ def evaluate(
 
 
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
-                  gamma, residual, chunk_size, budget) -> None:
+                  gamma, residual, chunk_size, budget, drafter_quant) -> None:
     from ragspec.eval.longdoc import run_longdoc
     from ragspec.methods.rapid import Rapid, RapidConfig
     from ragspec.models.loader import load_causal_lm
     from ragspec.retrieval.embedder import default_embedder
 
     target = load_causal_lm(model, backend)
-    draft = target if not drafter or drafter == model else load_causal_lm(drafter, backend)
+    draft = _drafter(target, model, drafter or model, backend, drafter_quant)
     config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
                          budget=budget, max_new_tokens=max_new_tokens)
     rapid = Rapid(target, draft, default_embedder(), config)
@@ -275,7 +288,8 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
         err.print(f"[dim]{done[0]:4d} {row['doc_tokens']} tok  f1 {parts}[/]", highlight=False)
 
     result = run_longdoc(rapid, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
-                         {"model": model, "drafter": drafter or model, "data": str(data_dir), "alpha": alpha,
+                         {"model": model, "drafter": drafter or model, "drafter_quant": drafter_quant,
+                          "data": str(data_dir), "alpha": alpha,
                           "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget})
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ def _write(path: Optional[Path], obj: dict) -> None:
 
 
 def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: str, backend: str,
-                 random_weights: bool):
+                 random_weights: bool, drafter_quant: str = "auto"):
     from ragspec.bench.datastores import bench_datastore
     from ragspec.bench.speed import BenchModels
     from ragspec.models.loader import load_hf, random_hf, wrap
@@ -35,11 +35,11 @@ def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: s
     target = wrap(target_hf, tok, tname, backend)
     drafter_hf = draft = None
     if drafter:
-        if drafter == model:
-            drafter_hf, draft = target_hf, target  # self-drafting: same weights, separate caches
+        if drafter == model:  # self-drafting: the same HF model (hf-assisted), an int8 copy for ragspec
+            drafter_hf, dtok, dname = target_hf, tok, tname
         else:
             drafter_hf, dtok, dname = load(drafter)
-            draft = wrap(drafter_hf, dtok, dname, backend)
+        draft = wrap(drafter_hf, dtok, dname, backend, drafter_quant)
     if datastore == "none":
         ds, ds_name = None, None
     elif datastore == "auto":
@@ -64,6 +64,7 @@ def speed(
     datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
     backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Random weights of the model's shape (speed only).")] = False,
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none: drafts need not be exact.")] = "auto",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG here.")] = None,
 ) -> None:
@@ -73,7 +74,7 @@ def speed(
     chosen = split_methods(methods) or list(DEFAULT_METHODS)
     if not drafter:
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
-    models = _load_models(model, drafter, data, datastore, backend, random_weights)
+    models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
     result = run_speed(models, data, chosen, limit, max_new_tokens,
                        on_prompt=lambda i, pid, _: err.print(f"[dim]prompt {i + 1} ({pid}) done[/]", highlight=False))
     _write(json_out, result)

@@ -11,14 +11,19 @@ from ragspec.models.base import CausalLM
 from ragspec.models.stock import StockLM
 
 BACKENDS = ("auto", "fast", "stock")
+QUANT = (None, "none", "auto", "int8")  # "auto": int8 where the fast backend runs, else full precision
 
 
-def wrap(model, tokenizer=None, name: str = "", backend: str = "auto") -> CausalLM:
-    """Wrap an already loaded Hugging Face model in a ragspec backend."""
+def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize: str | None = None) -> CausalLM:
+    """Wrap an already loaded Hugging Face model in a ragspec backend (`quantize="int8"|"auto"`: a drafter copy)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
+    if quantize not in QUANT:
+        raise ValueError(f"unknown quantization {quantize!r}; choose from {list(QUANT)}")
     if backend == "fast" or (backend == "auto" and fast.supports(model)):
-        return fast.FastLM(model, tokenizer, name)
+        return fast.FastLM(model, tokenizer, name, quantize=None if quantize in (None, "none") else "int8")
+    if quantize == "int8":
+        raise ValueError("int8 drafters need the fast backend (Llama-family models)")
     return StockLM(model, tokenizer, name)
 
 
@@ -37,7 +42,7 @@ def load_hf(name_or_path: str):
     return model.eval(), tokenizer, resolved.name
 
 
-def load_causal_lm(name_or_path: str, backend: str = "auto") -> CausalLM:
+def load_causal_lm(name_or_path: str, backend: str = "auto", quantize: str | None = None) -> CausalLM:
     """Load a model for ragspec's own decoding loop.
 
     Args:
@@ -46,7 +51,7 @@ def load_causal_lm(name_or_path: str, backend: str = "auto") -> CausalLM:
         backend: "fast" (lean Llama-family runner), "stock" (the transformers forward) or "auto".
     """
     model, tokenizer, name = load_hf(name_or_path)
-    return wrap(model, tokenizer, name, backend)
+    return wrap(model, tokenizer, name, backend, quantize)
 
 
 def random_hf(name_or_path: str, seed: int = 0):
