@@ -28,8 +28,6 @@ from ragspec.models import cli as models_cli
 DEFAULT_MODEL = "smollm2-135m"
 app = typer.Typer(name="ragspec", help="Retrieval-augmented speculative generation over your documents.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-app.add_typer(models_cli.app, name="models")
-app.add_typer(bench_cli.app, name="bench")
 out, err = Console(), Console(stderr=True)
 
 
@@ -47,9 +45,6 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # ----- corpus ---------------------------------------------------------------------------------------
-app.command("search")(corpus_cli.search_command)
-app.command("store-info")(corpus_cli.store_info_command)
-app.command("delete")(corpus_cli.delete_command)
 
 
 @app.command("ingest")
@@ -73,6 +68,11 @@ def ingest(
     _build_datastores(store, datastore_model)
     if code:
         raise typer.Exit(code)
+
+
+app.command("search")(corpus_cli.search_command)
+app.command("store-info")(corpus_cli.store_info_command)
+app.command("delete")(corpus_cli.delete_command)
 
 
 @user_errors
@@ -295,6 +295,10 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     out.print_json(json.dumps(result["methods"]))
+
+
+app.add_typer(models_cli.app, name="models")
+app.add_typer(bench_cli.app, name="bench")
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize:
 def load_hf(name_or_path: str):
     """(model, tokenizer, resolved name) for a registered name, HF folder or GGUF file; float32 on CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from ragspec.models.registry import resolve_model
 
@@ -37,6 +38,7 @@ def load_hf(name_or_path: str):
     if resolved.kind != "causal-lm":
         raise ValueError(f"{name_or_path!r} is a {resolved.kind} model, not a causal LM")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with ragspec's own output
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True)
     return model.eval(), tokenizer, resolved.name
