@@ -126,16 +126,28 @@ def _drafter(target, model: str, drafter: str | None, backend: str, quant: str):
     return load_causal_lm(drafter, backend, quant)
 
 
+def _rapid_answer(question, document, model, drafter, backend, quant, eta, residual, max_new_tokens, sampling):
+    """RAPID on one document: the drafter (default: the target model) reads the retrieved chunks."""
+    from ragspec.methods.rapid import Rapid, RapidConfig
+    from ragspec.models.loader import load_causal_lm
+    from ragspec.retrieval.embedder import default_embedder
+
+    target = load_causal_lm(model, backend)
+    draft = _drafter(target, model, drafter or model, backend, quant)
+    config = RapidConfig(eta=eta, residual=residual, max_new_tokens=max_new_tokens)
+    return Rapid(target, draft, default_embedder(), config).answer(question, document, sampling)
+
+
 def _method(method: str) -> tuple[str, str | None]:
-    """`--method` takes a pipeline (rag, lc) or a speculation name (then the pipeline is rag)."""
+    """`--method` takes a pipeline (rag, lc, rapid) or a speculation name (then the pipeline is rag)."""
     from ragspec.drafting.registry import SPECULATION, is_speculation
     from ragspec.rag.answer import PIPELINES
 
-    if method in PIPELINES:
+    if method in PIPELINES or method == "rapid":
         return method, None
     if is_speculation(method):
         return "rag", method
-    raise ValueError(f"unknown method {method!r}; choose a pipeline ({', '.join(PIPELINES)}) "
+    raise ValueError(f"unknown method {method!r}; choose a pipeline ({', '.join(PIPELINES)}, rapid) "
                      f"or a speculation ({', '.join(SPECULATION)})")
 
 
@@ -146,9 +158,11 @@ def ask(
     store: Annotated[Optional[Path], typer.Option("--store", "-s", help="Store folder to retrieve from.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Target model name, HF folder or .gguf.")] = DEFAULT_MODEL,
     drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for --spec draft).")] = None,
-    method: Annotated[str, typer.Option("--method", help="rag, lc, or a speculation name (implies rag).")] = "rag",
+    method: Annotated[str, typer.Option("--method", help="rag, lc, rapid, or a speculation name (implies rag).")] = "rag",
     spec: Annotated[str, typer.Option("--spec", help="Speculation: auto, none, pld, rest, retrieval, draft.")] = "auto",
-    context: Annotated[Optional[Path], typer.Option("--context", help="Document file for --method lc.")] = None,
+    context: Annotated[Optional[Path], typer.Option("--context", help="Document file for --method lc or rapid.")] = None,
+    eta: Annotated[float, typer.Option("--eta", help="RAPID: knowledge-transfer strength (0 = lossless).")] = 10.0,
+    residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
     k: Annotated[int, typer.Option("-k", help="Sources in the prompt.")] = 5,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, bm25, dense.")] = "hybrid",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Answer length limit.")] = 96,
@@ -166,16 +180,22 @@ def ask(
     pipeline_name, implied = _method(method)
     speculation = implied or spec
     document = None
-    if pipeline_name == "lc":
+    if pipeline_name in ("lc", "rapid"):
         if context is None:
-            raise ValueError("--method lc needs --context FILE")
+            raise ValueError(f"--method {pipeline_name} needs --context FILE")
         document = context.read_text(encoding="utf-8")
-    pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
-                     max_new_tokens, backend, drafter_quant)
     sampling = SamplingParams(temperature, top_p, top_k, seed)
     stream = None if as_json else (lambda text: out.print(text, end="", highlight=False, markup=False, soft_wrap=True))
-    ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
-                      on_text=stream)
+    if pipeline_name == "rapid":
+        ans = _rapid_answer(question, document, model, drafter, backend, drafter_quant, eta, residual,
+                            max_new_tokens, sampling)
+        if stream:
+            stream(ans.answer)
+    else:
+        pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
+                         max_new_tokens, backend, drafter_quant)
+        ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
+                          on_text=stream)
     if as_json:
         sys.stdout.write(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return

@@ -61,3 +61,17 @@ def test_fast_stock_and_transformers_greedy_agree_and_speculation_is_lossless():
 def test_models_list():
     result = runner.invoke(app, ["models", "list"])
     assert result.exit_code == 0 and "smollm2-135m" in result.stdout
+
+
+def test_ask_rapid_at_eta_zero_answers_like_lc(tmp_path):
+    doc = tmp_path / "normans.txt"
+    doc.write_text(json.loads(open("data/demo/corpus.jsonl").readline())["text"], encoding="utf-8")
+    args = ["ask", "Who were the Normans?", "--context", str(doc), "--json", "--max-new-tokens", "16"]
+    lc = runner.invoke(app, [*args, "--method", "lc"])
+    rapid = runner.invoke(app, [*args, "--method", "rapid", "--eta", "0"])
+    assert lc.exit_code == 0 and rapid.exit_code == 0, (lc.output, rapid.output)
+    lc_out, rapid_out = (json.loads(r.stdout[r.stdout.index("{"):]) for r in (lc, rapid))
+    assert rapid_out["answer"] == lc_out["answer"] and rapid_out["new_tokens"] == lc_out["new_tokens"]
+    assert rapid_out["stats"]["num_drafts"] > 0
+    missing = runner.invoke(app, ["ask", "Who?", "--method", "rapid"])
+    assert missing.exit_code == 2 and "--context" in missing.output
