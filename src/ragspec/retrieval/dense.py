@@ -2,13 +2,16 @@
 
 `IndexFlatIP` is exact and, at tens of thousands of chunks, still sub-millisecond per query, so there is
 nothing to tune or train. It is wrapped in `IndexIDMap2` so results are store chunk ids and single chunks
-can be removed. faiss runs on one OpenMP thread: a single query gains nothing from more, and on a shared
-2-core machine a second thread that gets descheduled stalls every search.
+can be removed. A search runs on one OpenMP thread: a single query gains nothing from more, and on a shared
+2-core machine a second thread that gets descheduled stalls every search. The thread count is set around
+each call and restored, never left at 1: faiss and torch share the OpenMP runtime, so a global
+`faiss.omp_set_num_threads(1)` would also leave the language model on one thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +20,18 @@ import numpy as np
 def _faiss():
     import faiss
 
-    faiss.omp_set_num_threads(1)
     return faiss
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    faiss = _faiss()
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 class DenseIndex:
@@ -66,6 +79,7 @@ class DenseIndex:
         if len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
-        scores, ids = self._index.search(query, min(k, len(self)))
+        with _one_thread():
+            scores, ids = self._index.search(query, min(k, len(self)))
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
