@@ -58,12 +58,13 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The evaluation data folder (`shared/data` beside or inside the checkout), or skip."""
+    """The evaluation data folder: the bundled `data/`, else `shared/data` beside the checkout, or skip."""
     import os
 
     root = Path(__file__).resolve().parent.parent
     for candidate in (
         os.environ.get("RAGSPEC_DATA"),
+        root / "data",
         root.parent / "shared" / "data",
         root / "shared" / "data",
     ):
