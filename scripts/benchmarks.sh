@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
-#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen)
+#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -99,6 +99,26 @@ rapid-qwen() {  # self (0.5B drafts for 0.5B) and upward (1.5B drafts for 0.5B) 
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
   $R eval "$OUT/longdoc-qwen-16000" --method rag,rapid --eta 40 --model $QD --drafter $QT \
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-upward.json"
+}
+
+quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
+  $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
+  $R bench speed --data rag --model $QT --drafter $QD \
+    --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+draft,rasd --limit 3 --max-new-tokens 64 \
+    --json "$OUT/speed-qwen-rag.json"
+  for s in squad-longdoc rag summarization; do
+    $R bench speed --data $s --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,recycle,pld+recycle,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/speed-smollm2-$s.json" --plot "$OUT/speed-smollm2-$s.png"
+  done
+  $R bench speed --data rag --model $SMOL --methods greedy,pld,rest,recycle,pld+recycle,rasd --limit 50 \
+    --max-new-tokens 64 --json "$OUT/identity-smollm2-rag.json"
+  $R data longdoc --out "$OUT/longdoc-smollm2-7500" --tokens 7500 --limit 200 --model $SMOL
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-7500" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 4 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-smollm2-7500.json"
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 0,5,10,20,40 --model $SMOL --drafter $SMOL \
+    --limit 6 --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2-quick.json"
 }
 
 for section in "$@"; do

@@ -20,7 +20,7 @@ def speed(d: dict) -> str:
     rows = ["| method | tok/s | vs hf-greedy | identical | MAL | acc. rate | draft s | verify s | fallback |",
             "|---|---|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
-        rows.append(f"| {r['method']} | {_f(r['tokens_per_s'], 1)} | {_f(r['speedup_vs_hf_greedy'])}x | "
+        rows.append(f"| {r['method']} | {_f(r['tokens_per_s'], 1)} | {_f(r['speedup_vs_hf_greedy'])}{'x' if r['speedup_vs_hf_greedy'] else ''} | "
                     f"{_f(r['identical_to_greedy'])} | {_f(r.get('mean_acceptance_length'))} | "
                     f"{_f(r.get('acceptance_rate'))} | {_f(r.get('draft_s'), 1)} | {_f(r.get('verify_s'), 1)} | "
                     f"{_f(r.get('fallback_share'))} |")
