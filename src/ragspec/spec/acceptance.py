@@ -69,7 +69,7 @@ class TorchRandomness:
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
 
-def _normalise(residual: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+def normalise(residual: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
     total = float(residual.sum())
     # Zero mass happens only when acceptance was certain up to rounding; any draw is then fine.
     return residual / total if total > EPS else fallback
@@ -81,10 +81,10 @@ def standard_rule(p: torch.Tensor, q: torch.Tensor | None, x: int) -> tuple[floa
     if q is None:
         residual = p.clone()
         residual[x] = 0.0
-        return px, _normalise(residual, p)
+        return px, normalise(residual, p)
     qx = float(q[x])
     accept = 1.0 if px >= qx else px / qx
-    return accept, _normalise(torch.clamp(p - q, min=0.0), p)
+    return accept, normalise(torch.clamp(p - q, min=0.0), p)
 
 
 def greedy_walk(tree: TokenTree, target_logits: torch.Tensor) -> Acceptance:

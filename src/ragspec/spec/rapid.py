@@ -22,19 +22,24 @@ from __future__ import annotations
 
 import torch
 
-from ragspec.spec.acceptance import NodeRule, _normalise, standard_rule
+from ragspec.spec.acceptance import NodeRule, normalise, standard_rule
 from ragspec.spec.tree import ROOT, TokenTree
 
 RESIDUALS = ("rapid", "p_hat")
+
+
+def nudge(z: torch.Tensor, p: torch.Tensor, q: torch.Tensor, eta: float, alpha: float) -> torch.Tensor:
+    """z + eta * m * (q - p), m = [q >= alpha max q]: the logits [V] of p_hat, up to a constant."""
+    mask = (q >= alpha * q.max()).to(p.dtype)
+    return z + eta * mask * (q - p)
 
 
 def p_hat(p: torch.Tensor, q: torch.Tensor, eta: float, alpha: float) -> torch.Tensor:
     """The retrieval-augmented target distribution [V] from the target p [V] and drafter q [V]."""
     if eta == 0:
         return p
-    mask = (q >= alpha * q.max()).to(p.dtype)
     # log p + const = z; tokens with p = 0 (filtered by top-k/top-p) stay at 0.
-    return torch.softmax(torch.log(p) + eta * mask * (q - p), dim=-1)
+    return torch.softmax(nudge(torch.log(p), p, q, eta, alpha), dim=-1)
 
 
 def rapid_rule(eta: float, alpha: float = 0.1, residual: str = "p_hat") -> NodeRule:
@@ -49,8 +54,8 @@ def rapid_rule(eta: float, alpha: float = 0.1, residual: str = "p_hat") -> NodeR
         accept = min(1.0, float(ph[x]) / max(float(q[x]), 1e-30))
         if residual == "rapid":
             rest = torch.clamp(torch.maximum(p - q, p - ph), min=0.0)
-            return accept, _normalise(rest, p)
-        return accept, _normalise(torch.clamp(ph - q, min=0.0), ph)
+            return accept, normalise(rest, p)
+        return accept, normalise(torch.clamp(ph - q, min=0.0), ph)
 
     return rule
 
@@ -67,7 +72,5 @@ def greedy_logits(logits: torch.Tensor, tree: TokenTree, eta: float, alpha: floa
         if q is None:
             continue
         row = logits[node + 1].float()
-        p = torch.softmax(row, -1)
-        mask = (q >= alpha * q.max()).to(p.dtype)
-        out[node + 1] = row + eta * mask * (q - p)
+        out[node + 1] = nudge(row, torch.softmax(row, -1), q, eta, alpha)
     return out
