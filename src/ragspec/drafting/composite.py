@@ -7,7 +7,7 @@ Proposers are asked in order and later ones fill the node budget that earlier on
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.spec.acceptance import Acceptance
@@ -34,12 +34,16 @@ class CompositeProposer:
         return builder.build()
 
     def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
-        # Each proposer learns how far the target followed *its own* branch; all see the logits.
-        tree, acceptance = result.tree, result.acceptance
-        accepted = [tree.token_ids[i] for i in acceptance.accepted]
-        for p, own in zip(self.proposers, self.trees):
-            mine = own_acceptance(own, accepted, acceptance.next_token)
-            p.observe(ctx, VerifyResult(own, mine, result.input_ids, result.logits))
+        observe_parts(ctx, result, zip(self.proposers, self.trees))
+
+
+def observe_parts(ctx: DraftContext, result: VerifyResult, parts: Iterable[tuple[Proposer, TokenTree]]) -> None:
+    """Each part proposer learns how far the target followed *its own* tree; all see the logits."""
+    tree, acceptance = result.tree, result.acceptance
+    accepted = [tree.token_ids[i] for i in acceptance.accepted]
+    for proposer, own in parts:
+        mine = own_acceptance(own, accepted, acceptance.next_token)
+        proposer.observe(ctx, VerifyResult(own, mine, result.input_ids, result.logits))
 
 
 def own_acceptance(tree: TokenTree, accepted_tokens: list[int], next_token: int) -> Acceptance:

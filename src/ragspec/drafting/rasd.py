@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ragspec.drafting.base import DraftContext, Proposer
-from ragspec.drafting.composite import own_acceptance
+from ragspec.drafting.composite import observe_parts
 from ragspec.drafting.draft_lm import DraftLMProposer
 from ragspec.spec.tree import TokenTree, TreeBuilder
 from ragspec.spec.verifier import VerifyResult
@@ -185,7 +185,6 @@ class RASDProposer:
     # ----- observe -----------------------------------------------------------------------------------
     def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
         emitted = result.acceptance.output_tokens(result.tree)
-        accepted = emitted[:-1]
         for cand in self.candidates:  # learn from every candidate, pruned or kept
             matched = 0
             for a, b in zip(cand.tokens, emitted):
@@ -194,8 +193,6 @@ class RASDProposer:
                 matched += 1
             self.calibration.learn(cand.source, self._q(self.q1, cand.tokens[0]), matched,
                                    min(len(cand.tokens), len(emitted)))
-        parts = ([("draft", self.drafter, self.drafter_tree)] if self.drafter is not None else []) + \
-            [(src, p, tree) for p, (src, tree) in zip(self.retrieval, self.retrieval_trees)]
-        for _, proposer, own in parts:
-            mine = own_acceptance(own, accepted, result.acceptance.next_token)
-            proposer.observe(ctx, VerifyResult(own, mine, result.input_ids, result.logits))
+        parts = [(self.drafter, self.drafter_tree)] if self.drafter is not None else []
+        parts += [(p, tree) for p, (_, tree) in zip(self.retrieval, self.retrieval_trees)]
+        observe_parts(ctx, result, parts)
