@@ -121,6 +121,8 @@ def _drafter(target, model: str, drafter: str | None, backend: str, quant: str):
 
     if not drafter:
         return None
+    if drafter == model and quant == "none":
+        return target  # the same weights; the engine gives the drafter its own cache
     if drafter == model and getattr(target, "model", None) is not None:
         return wrap(target.model, target.tokenizer, target.info.name, backend, quant)
     return load_causal_lm(drafter, backend, quant)
@@ -170,6 +172,7 @@ def ask(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     top_k: Annotated[int, typer.Option(help="0 = off.")] = 0,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    stop: Annotated[list[str], typer.Option("--stop", help="Stop string (repeatable); not part of the answer.")] = [],  # noqa: B006
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -195,7 +198,7 @@ def ask(
         pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
                          max_new_tokens, backend, drafter_quant)
         ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
-                          on_text=stream)
+                          on_text=stream, stop=stop)
     if as_json:
         sys.stdout.write(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return

@@ -92,3 +92,4 @@ def test_eval_writes_summary_and_rows(store, data_dir):
 def test_empty_question_is_a_clear_error(store):
     with pytest.raises(ValueError, match="empty"):
         _pipeline(store).answer("   ")
+

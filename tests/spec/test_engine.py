@@ -88,3 +88,20 @@ def test_bad_requests_are_clear_errors():
         engine.generate(list(range(2, 40)), 5)
     gen = engine.generate(list(range(2, 28)), 50)  # the budget shrinks to the room left in the context
     assert len(gen.token_ids) == 32 - 26 and gen.finish_reason == "length"
+
+
+def test_stop_strings_end_generation_on_the_token_that_completes_them():
+    from ragspec.decoding.text import stop_condition, trim_at_stop
+
+    class Letters:  # token id -> one letter
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(chr(97 + i % 26) for i in ids)
+
+    target = tiny_lm("llama")
+    tokens = Engine(target).generate(PROMPTS[1], 20).token_ids
+    text = Letters().decode(tokens)
+    stop = text[6:8]
+    first = text.find(stop)
+    gen = Engine(target, PLDProposer()).generate(PROMPTS[1], 20, stop=stop_condition(Letters(), [stop]))
+    assert gen.token_ids == tokens[: first + 2] and gen.finish_reason == "stop"
+    assert trim_at_stop(Letters().decode(gen.token_ids), [stop]) == text[:first]

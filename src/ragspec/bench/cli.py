@@ -39,7 +39,8 @@ def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: s
             drafter_hf, dtok, dname = target_hf, tok, tname
         else:
             drafter_hf, dtok, dname = load(drafter)
-        draft = wrap(drafter_hf, dtok, dname, backend, drafter_quant)
+        same = drafter == model and drafter_quant == "none"  # reuse the target: no second copy of the weights
+        draft = target if same else wrap(drafter_hf, dtok, dname, backend, drafter_quant)
     if datastore == "none":
         ds, ds_name = None, None
     elif datastore == "auto":

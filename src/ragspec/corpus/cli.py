@@ -27,7 +27,7 @@ from rich.progress import (
 from ragspec.corpus.errors import IngestError
 from ragspec.corpus.ingest import ingest
 from ragspec.corpus.store import Store
-from ragspec.retrieval.base import MODES, QueryError
+from ragspec.retrieval.base import QueryError
 from ragspec.retrieval.hybrid import DEFAULT_RRF_K
 
 DEFAULT_STORE = Path(".ragspec/store")
@@ -130,9 +130,7 @@ def search_command(
         raise _fail(f"{store}: no store here; run ingest first")
     db = _open_store(store)
     try:
-        hits = StoreRetriever(db, mode=mode if mode in MODES else "hybrid").search(
-            query, k, mode=mode, by_position=by_position
-        )
+        hits = StoreRetriever(db).search(query, k, mode=mode, by_position=by_position)
     except (QueryError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from None
     finally:

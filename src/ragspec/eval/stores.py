@@ -7,7 +7,6 @@ when the corpus changes.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from ragspec.paths import home
@@ -15,13 +14,13 @@ from ragspec.paths import home
 
 def eval_store(data_dir: str | Path, console=None) -> Path:
     from ragspec.corpus.ingest import ingest
-    from ragspec.corpus.store import Store
+    from ragspec.corpus.store import Store, file_sha256
     from ragspec.retrieval.embedder import embedder_for
 
     corpus = Path(data_dir) / "corpus.jsonl"
     if not corpus.is_file():
         raise ValueError(f"{corpus} not found: a data folder needs corpus.jsonl and questions.jsonl")
-    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:12]
+    digest = file_sha256(corpus)[0][:12]
     path = home() / "eval-stores" / f"{Path(data_dir).resolve().name}-{digest}"
     with Store.open(path, embedder=embedder_for("minilm-l6")) as store:
         if not store.documents():

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, Sequence
 
 from ragspec.decoding.sampling import SamplingParams
-from ragspec.decoding.text import TextStream
+from ragspec.decoding.text import TextStream, stop_condition, trim_at_stop
 from ragspec.drafting.registry import SpecOptions, make_proposer
 from ragspec.engine import Engine, EngineConfig, Generation
 from ragspec.metrics import SpecStats
@@ -108,8 +108,9 @@ class RagPipeline:
 
     def answer(self, question: str, method: str = "rag", document: str | None = None,
                sampling: SamplingParams | None = None, speculation: str | None = None,
-               on_text: Callable[[str], None] | None = None) -> Answer:
-        """Answer `question`; `on_text` receives the answer as it streams."""
+               on_text: Callable[[str], None] | None = None, stop: Sequence[str] = ()) -> Answer:
+        """Answer `question`; `on_text` receives the answer as it streams; generation ends at the first
+        of the `stop` strings, which the answer does not include."""
         if method not in PIPELINES:
             raise ValueError(f"unknown method {method!r}; choose from {', '.join(PIPELINES)}")
         if not question or not question.strip():
@@ -125,17 +126,18 @@ class RagPipeline:
                 raise ValueError("method 'lc' needs the document text")
             sources, prompt = [], lc_prompt(tok, question, document, self.budget())
         retrieval_s = time.perf_counter() - start
-        gen, text = self._generate(prompt, sampling, speculation, on_text)
+        gen, text = self._generate(prompt, sampling, speculation, on_text, stop)
         return self._answer(question, method, speculation, sources, prompt, gen, text, retrieval_s, start)
 
-    def _generate(self, prompt: Prompt, sampling, speculation, on_text) -> tuple[Generation, str]:
+    def _generate(self, prompt: Prompt, sampling, speculation, on_text, stop: Sequence[str]) -> tuple[Generation, str]:
         stream = TextStream(self.target.tokenizer)
-        steps = self.engine(speculation).stream(prompt.ids, self.config.max_new_tokens, sampling)
+        steps = self.engine(speculation).stream(prompt.ids, self.config.max_new_tokens, sampling,
+                                                stop_condition(self.target.tokenizer, stop))
         for ids in steps:
             delta = stream.push(ids)
             if delta and on_text is not None:
                 on_text(delta)
-        return steps.result, stream.text
+        return steps.result, trim_at_stop(stream.text, stop)
 
     def _answer(self, question, method, speculation, sources, prompt, gen, text, retrieval_s, start) -> Answer:
         return answer_from(question, text, method, self.target.info.name, speculation or self.config.speculation,
