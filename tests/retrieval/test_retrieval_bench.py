@@ -65,14 +65,15 @@ def test_squad_style_run(tmp_path):
 
 def test_hotpot_style_run_reports_both_in_top_10(tmp_path):
     questions = [
-        {"id": "q", "question": "sonar and saxophone", "answers": ["x"], "supporting_titles": ["T1", "T8"]}
+        {"id": "q", "question": "sonar and saxophone", "answers": ["x"], "supporting_titles": ["T1", "T8"],
+         "paragraph_ids": [f"T{i}" for i in range(10)]}  # HotpotQA lists every candidate here, distractors too
     ]
     folder = _write(tmp_path / "hotpotish", [{**questions[0]}])
     rows = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps({**r, "id": r["title"]}) for r in rows))
     result = run(folder, embedder=HashEmbedder(64), modes=["bm25"])
     assert result["modes"]["bm25"]["all@10"] == 1.0
-    assert load_questions(folder / "questions.jsonl")[0].gold == ("T1", "T8")
+    assert load_questions(folder)[0].gold_doc_ids == ("T1", "T8")
 
 
 def test_datasets_finds_sub_folders(tmp_path):

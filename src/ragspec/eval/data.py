@@ -1,7 +1,7 @@
 """Question sets in the shared format: a folder with corpus.jsonl and questions.jsonl.
 
 corpus rows: {"id", "title", "text"}; question rows: {"id", "question", "answers", ...} with the gold
-paragraph(s) in "paragraph_id" (SQuAD) or "paragraph_ids" / "supporting_titles" (HotpotQA).
+paragraph in "paragraph_id" (SQuAD) or "supporting_titles" (HotpotQA, whose corpus is keyed by title).
 """
 
 from __future__ import annotations
@@ -33,15 +33,17 @@ def load_corpus(data_dir: str | Path) -> list[dict]:
     return _read_jsonl(Path(data_dir) / "corpus.jsonl")
 
 
+def gold_ids(row: dict) -> tuple[str, ...]:
+    """The corpus ids of a question's gold paragraphs: SQuAD's `paragraph_id`, else HotpotQA's
+    `supporting_titles` (its `paragraph_ids` are all ten candidates, distractors included)."""
+    if row.get("paragraph_id"):
+        return (str(row["paragraph_id"]),)
+    return tuple(dict.fromkeys(str(t) for t in row.get("supporting_titles") or ()))
+
+
 def load_questions(data_dir: str | Path) -> list[QAItem]:
-    out = []
-    for row in _read_jsonl(Path(data_dir) / "questions.jsonl"):
-        gold = row.get("paragraph_ids") or ([row["paragraph_id"]] if row.get("paragraph_id") else [])
-        if not gold and row.get("supporting_titles"):
-            gold = row["supporting_titles"]
-        out.append(QAItem(str(row["id"]), row["question"], tuple(row.get("answers") or ()),
-                          row.get("title", ""), tuple(str(g) for g in gold)))
-    return out
+    return [QAItem(str(row["id"]), row["question"], tuple(row.get("answers") or ()), row.get("title", ""),
+                   gold_ids(row)) for row in _read_jsonl(Path(data_dir) / "questions.jsonl")]
 
 
 def sample(items: list[QAItem], limit: int | None, seed: int = 0) -> list[QAItem]:

@@ -14,10 +14,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragspec.eval import data as eval_data
+from ragspec.eval.data import QAItem
 from ragspec.retrieval.base import MODES, Embedder
 from ragspec.retrieval.hybrid import DEFAULT_RRF_K, StoreRetriever, unique_documents
 
@@ -25,30 +26,12 @@ CUTOFFS = (1, 5, 10)
 SEARCH_CHUNKS = 20
 
 
-@dataclass(frozen=True)
-class Question:
-    qid: str
-    text: str
-    gold: tuple[str, ...]
-
-
-def load_questions(path: Path, limit: int | None = None) -> list[Question]:
-    """Questions with their gold document ids, from either SQuAD-style or HotpotQA-style rows."""
-    questions = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if "paragraph_id" in row:
-                gold: tuple[str, ...] = (str(row["paragraph_id"]),)
-            elif "supporting_titles" in row:
-                gold = tuple(dict.fromkeys(str(t) for t in row["supporting_titles"]))
-            else:
-                raise ValueError(f"{path}: a question row has neither paragraph_id nor supporting_titles")
-            questions.append(Question(str(row["id"]), row["question"], gold))
-            if limit is not None and len(questions) >= limit:
-                break
+def load_questions(data_dir: Path, limit: int | None = None) -> list[QAItem]:
+    """The set's questions (the first `limit`); each must name its gold documents."""
+    questions = eval_data.load_questions(data_dir)[:limit]
+    missing = next((q.id for q in questions if not q.gold_doc_ids), None)
+    if missing is not None:
+        raise ValueError(f"{data_dir}: question {missing} has neither paragraph_id nor supporting_titles")
     return questions
 
 
@@ -75,16 +58,16 @@ def score_ranking(docs: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def evaluate(retriever: StoreRetriever, questions: Iterable[Question], mode: str) -> dict[str, float]:
+def evaluate(retriever: StoreRetriever, questions: Iterable[QAItem], mode: str) -> dict[str, float]:
     """Average metrics and latency percentiles of one mode over all questions."""
     totals: dict[str, float] = {}
     latencies: list[float] = []
     count = 0
     for question in questions:
         started = time.perf_counter()
-        hits = retriever.search(question.text, SEARCH_CHUNKS, mode=mode)
+        hits = retriever.search(question.question, SEARCH_CHUNKS, mode=mode)
         latencies.append((time.perf_counter() - started) * 1000.0)
-        for name, value in score_ranking(unique_documents(hits)[:10], question.gold).items():
+        for name, value in score_ranking(unique_documents(hits)[:10], question.gold_doc_ids).items():
             totals[name] = totals.get(name, 0.0) + value
         count += 1
     result = {name: value / max(1, count) for name, value in totals.items()}
@@ -115,7 +98,7 @@ def run(
     from ragspec.retrieval.embedder import default_embedder
 
     data_dir = Path(data_dir)
-    questions = load_questions(data_dir / "questions.jsonl", limit)
+    questions = load_questions(data_dir, limit)
     embedder = embedder or default_embedder()
     with tempfile.TemporaryDirectory(prefix="ragspec-bench-") as tmp:
         store = Store(store_dir or tmp, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
@@ -126,7 +109,7 @@ def run(
         retriever = StoreRetriever(store, embedder, rrf_k=rrf_k, weights=weights, depth=depth)
         retriever.warm_up()
         for question in questions[:5]:
-            retriever.search(question.text, SEARCH_CHUNKS)
+            retriever.search(question.question, SEARCH_CHUNKS)
         results = {mode: evaluate(retriever, questions, mode) for mode in modes}
         store.close()
     return {
