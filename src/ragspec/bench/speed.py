@@ -118,6 +118,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
     for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
+        rapid_prompts = None  # chunked, embedded and retrieved once per prompt for every eta
         for m in methods:
             r = results[m]
             if m in HF_METHODS:
@@ -128,10 +129,9 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache)
                 r.add(run.token_ids, run.ttft_s, run.total_s)
             elif is_rapid(m):
-                rp = rapids[m].prompts(p.question, p.document)
-                assert rp.target_ids == ids, "RAPID's target prompt must equal the other methods'"
-                proposer = None
-                gen = rapids[m].engine(rp).generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + 16))
+                rapid_prompts = rapid_prompts or rapids[m].prompts(p.question, p.document)
+                assert rapid_prompts.target_ids == ids, "RAPID's target prompt must equal the other methods'"
+                gen = rapids[m].engine(rapid_prompts).generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + 16))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
                 r.stats.add(gen.stats)
             else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -118,9 +117,7 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                 on_row: Callable[[dict], None] | None = None, extra: dict | None = None) -> dict:
     """Evaluate `lc` (target on the whole document), `rag` (drafter on retrieved chunks) and `rapid` (one
     run per eta) on the set. One target prefill per question is shared by lc and every eta."""
-    from ragspec.engine import Engine
     from ragspec.metrics import SpecStats
-    from ragspec.rag.answer import answer_from
 
     unknown = set(methods) - {"lc", "rag", "rapid"}
     if unknown:
@@ -141,13 +138,8 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                "doc_truncated": doc["truncated"], "prompt_truncated": prompts.target_truncated,
                "drafter_context_tokens": len(prompts.drafter_ids), "results": {}}
         for name in names:
-            start = time.perf_counter()
             if name == "lc":
-                gen = Engine(rapid.target).generate(prompts.target_ids, rapid.config.max_new_tokens,
-                                                    cache=cache.copy(rapid.config.max_new_tokens + 2))
-                ans = answer_from(q["question"], rapid.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
-                                  "lc", rapid.target.info.name, "none", [], len(prompts.target_ids), 0.0, gen,
-                                  prompts.target_truncated, start)
+                ans = rapid.lc_answer(q["question"], prompts, target_cache=cache)
             elif name == "rag":
                 ans = rapid.rag_answer(q["question"], prompts, drafter_cache=draft_cache)
             else:

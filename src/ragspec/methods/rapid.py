@@ -120,12 +120,23 @@ class Rapid:
         prefill(lm, cache, ids[:-1])
         return cache
 
+    def lc_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,
+                  target_cache: KVCache | None = None) -> Answer:
+        """The target alone on the whole document (the long-context baseline of the paper)."""
+        return self._plain(self.target, "lc", question, prompts.target_ids, 0.0, sampling, target_cache,
+                           prompts.target_truncated)
+
     def rag_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,
                    drafter_cache: KVCache | None = None) -> Answer:
         """The drafter alone on the retrieved chunks (the RAG baseline of the paper)."""
+        return self._plain(self.drafter, "rag", question, prompts.drafter_ids, prompts.retrieval_s, sampling,
+                           drafter_cache, False)
+
+    def _plain(self, lm: CausalLM, method: str, question: str, ids: list[int], retrieval_s: float,
+               sampling: SamplingParams | None, cache: KVCache | None, truncated: bool) -> Answer:
         start = time.perf_counter()
-        cache = drafter_cache.copy(self.config.max_new_tokens + 2) if drafter_cache else None
-        gen = Engine(self.drafter).generate(prompts.drafter_ids, self.config.max_new_tokens, sampling, cache=cache)
-        text = self.drafter.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
-        return answer_from(question, text, "rag", self.drafter.info.name, "none", [], len(prompts.drafter_ids),
-                           prompts.retrieval_s, gen, False, start)
+        cache = cache.copy(self.config.max_new_tokens + 2) if cache else None
+        gen = Engine(lm).generate(ids, self.config.max_new_tokens, sampling, cache=cache)
+        text = lm.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+        return answer_from(question, text, method, lm.info.name, "none", [], len(ids), retrieval_s, gen, truncated,
+                           start)
