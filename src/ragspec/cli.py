@@ -275,10 +275,11 @@ def evaluate(
     if method in NEEDS_STORE:
         store_dir = store or eval_store(data_dir, err)
     pipe = _pipeline(store_dir, model, drafter, spec, k, "hybrid", max_new_tokens, backend, drafter_quant)
-    done = [0]
+    done, keep = [0], _row_log(json_out)
 
     def progress(row: dict) -> None:
         done[0] += 1
+        keep(row)
         err.print(f"[dim]{done[0]:4d} em={row['em']:.0f} f1={row['f1']:.2f} {row['latency_s']:.2f}s  "
                   f"{row['prediction'][:60]!r}[/]", highlight=False)
 
@@ -289,6 +290,20 @@ def evaluate(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n")
     out.print_json(json.dumps(result["summary"]))
+
+
+def _row_log(json_out: Optional[Path]):
+    """Appends each scored row to JSON_OUT's `.rows.jsonl` as it comes, so a long run cut short keeps its rows."""
+    if json_out is None:
+        return lambda row: None
+    path = json_out.with_suffix(".rows.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+
+    def keep(row: dict) -> None:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return keep
 
 
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
@@ -303,10 +318,11 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
                          budget=budget, max_new_tokens=max_new_tokens)
     rapid = Rapid(target, draft, default_embedder(), config)
-    done = [0]
+    done, keep = [0], _row_log(json_out)
 
     def progress(row: dict) -> None:
         done[0] += 1
+        keep(row)
         parts = " ".join(f"{k}={v['f1']:.2f}" for k, v in row["results"].items())
         err.print(f"[dim]{done[0]:4d} {row['doc_tokens']} tok  f1 {parts}[/]", highlight=False)
 
