@@ -77,16 +77,13 @@ app.command("delete")(corpus_cli.delete_command)
 
 @user_errors
 def _build_datastores(store: Path, models: list[str]) -> None:
-    from transformers import AutoTokenizer
-
     from ragspec.corpus.store import Store
-    from ragspec.models.registry import resolve_model
+    from ragspec.models.loader import load_tokenizer
     from ragspec.rag.datastore import load_datastore
 
     with Store.open(store) as db:
         for name in models:
-            tok = AutoTokenizer.from_pretrained(resolve_model(name).path, local_files_only=True)
-            ds = load_datastore(db, tok)
+            ds = load_datastore(db, load_tokenizer(name))
             if ds is not None:
                 out.print(f"datastore for {name}: {len(ds):,} tokens", highlight=False)
 
@@ -128,16 +125,22 @@ def _drafter(target, model: str, drafter: str | None, backend: str, quant: str):
     return load_causal_lm(drafter, backend, quant)
 
 
-def _rapid_answer(question, document, model, drafter, backend, quant, eta, residual, max_new_tokens, sampling):
-    """RAPID on one document: the drafter (default: the target model) reads the retrieved chunks."""
-    from ragspec.methods.rapid import Rapid, RapidConfig
+def _rapid(model: str, drafter: str | None, backend: str, quant: str, config):
+    """RAPID's target and drafter (default: the target model, as an int8 copy) with the default embedder."""
+    from ragspec.methods.rapid import Rapid
     from ragspec.models.loader import load_causal_lm
     from ragspec.retrieval.embedder import default_embedder
 
     target = load_causal_lm(model, backend)
-    draft = _drafter(target, model, drafter or model, backend, quant)
+    return Rapid(target, _drafter(target, model, drafter or model, backend, quant), default_embedder(), config)
+
+
+def _rapid_answer(question, document, model, drafter, backend, quant, eta, residual, max_new_tokens, sampling):
+    """RAPID on one document: the drafter reads the retrieved chunks."""
+    from ragspec.methods.rapid import RapidConfig
+
     config = RapidConfig(eta=eta, residual=residual, max_new_tokens=max_new_tokens)
-    return Rapid(target, draft, default_embedder(), config).answer(question, document, sampling)
+    return _rapid(model, drafter, backend, quant, config).answer(question, document, sampling)
 
 
 def _method(method: str) -> tuple[str, str | None]:
@@ -229,13 +232,11 @@ def data_longdoc(
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD folder.")] = Path("data/squad"),
 ) -> None:
     """The long-document QA set for RAPID: each question's article alone or with 1-3 others."""
-    from transformers import AutoTokenizer
-
     from ragspec.eval.longdoc import build_longdoc
-    from ragspec.models.registry import resolve_model
+    from ragspec.models.loader import load_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model(model).path, local_files_only=True)
-    out.print_json(json.dumps(build_longdoc(squad, out_dir, tok, tokens, limit, seed, max_articles)))
+    summary = build_longdoc(squad, out_dir, load_tokenizer(model), tokens, limit, seed, max_articles)
+    out.print_json(json.dumps(summary))
 
 
 @app.command("eval")
@@ -285,10 +286,7 @@ def evaluate(
 
     result = run_eval(pipe, str(data_dir), method, limit, seed, on_row=progress,
                       extra={"model": model, "drafter": drafter, "speculation": spec, "data": str(data_dir)})
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n")
+    bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["summary"]))
 
 
@@ -309,15 +307,11 @@ def _row_log(json_out: Optional[Path]):
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
                   gamma, residual, chunk_size, budget, drafter_quant) -> None:
     from ragspec.eval.longdoc import run_longdoc
-    from ragspec.methods.rapid import Rapid, RapidConfig
-    from ragspec.models.loader import load_causal_lm
-    from ragspec.retrieval.embedder import default_embedder
+    from ragspec.methods.rapid import RapidConfig
 
-    target = load_causal_lm(model, backend)
-    draft = _drafter(target, model, drafter or model, backend, drafter_quant)
     config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
                          budget=budget, max_new_tokens=max_new_tokens)
-    rapid = Rapid(target, draft, default_embedder(), config)
+    rapid = _rapid(model, drafter, backend, drafter_quant, config)
     done, keep = [0], _row_log(json_out)
 
     def progress(row: dict) -> None:
@@ -330,9 +324,7 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
                          {"model": model, "drafter": drafter or model, "drafter_quant": drafter_quant,
                           "data": str(data_dir), "alpha": alpha,
                           "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget})
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["methods"]))
 
 

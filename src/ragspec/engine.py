@@ -23,7 +23,7 @@ from ragspec.decoding.sampling import SamplingParams, transform
 from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.metrics import SpecStats
 from ragspec.models.base import CausalLM, KVCache
-from ragspec.spec.acceptance import Acceptance, NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
+from ragspec.spec.acceptance import NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
 from ragspec.spec.gate import SpeculationGate
 from ragspec.spec.tree import TokenTree, input_ids
 from ragspec.spec.verifier import VerifyResult, commit, verify

@@ -8,10 +8,8 @@ from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
-from ragspec.drafting.pld import PLDConfig, PLDProposer
 from ragspec.drafting.rasd import RASDConfig, RASDProposer
 from ragspec.drafting.registry import make_proposer, rasd_config
-from ragspec.drafting.rest import RESTProposer
 from ragspec.engine import Engine, EngineConfig
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree

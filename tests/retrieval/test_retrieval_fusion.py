@@ -1,17 +1,11 @@
-"""RRF fusion and the hit helpers (grouping, reading order, merged ranges)."""
+"""RRF fusion and the hit helpers (reading order, distinct documents)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ragspec.retrieval.base import Chunk, Hit
-from ragspec.retrieval.hybrid import (
-    group_by_document,
-    merged_ranges,
-    order_by_position,
-    rrf,
-    unique_documents,
-)
+from ragspec.retrieval.hybrid import order_by_position, rrf, unique_documents
 
 
 def test_rrf_sums_reciprocal_ranks():
@@ -37,7 +31,7 @@ def _hit(doc: str, start: int, end: int, rank: int) -> Hit:
     return Hit(chunk, 1.0 / rank, rank, "hybrid")
 
 
-def test_grouping_ordering_and_merging():
+def test_reading_order_and_distinct_documents():
     hits = [_hit("b", 100, 200, 1), _hit("a", 50, 90, 2), _hit("b", 0, 120, 3), _hit("a", 300, 400, 4)]
     assert [(h.doc_id, h.chunk.start) for h in order_by_position(hits)] == [
         ("a", 50),
@@ -45,10 +39,4 @@ def test_grouping_ordering_and_merging():
         ("b", 0),
         ("b", 100),
     ]
-    groups = group_by_document(hits)
-    assert [(g.doc_id, g.best_rank, [h.chunk.start for h in g.hits]) for g in groups] == [
-        ("b", 1, [0, 100]),
-        ("a", 2, [50, 300]),
-    ]
     assert unique_documents(hits) == ["b", "a"]
-    assert merged_ranges(hits) == [("a", 50, 90), ("a", 300, 400), ("b", 0, 200)]

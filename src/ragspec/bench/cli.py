@@ -16,10 +16,11 @@ app = typer.Typer(help="Benchmarks: generation speed, verification cost, retriev
 out, err = Console(), Console(stderr=True)
 
 
-def _write(path: Optional[Path], obj: dict) -> None:
+def write_json(path: Optional[Path], obj: dict) -> None:
+    """Write a result object (nothing when no path was asked for)."""
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj, indent=2) + "\n")
+        path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: str, backend: str,
@@ -78,7 +79,7 @@ def speed(
     models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
     result = run_speed(models, data, chosen, limit, max_new_tokens,
                        on_prompt=lambda i, pid, _: err.print(f"[dim]prompt {i + 1} ({pid}) done[/]", highlight=False))
-    _write(json_out, result)
+    write_json(json_out, result)
     _print_speed(result)
     if plot is not None:
         from ragspec.bench.plots import speed_plot
@@ -146,7 +147,7 @@ def verify(
         for r in rows[-len(tokens.split(",")) * len(contexts.split(",")):]:
             err.print(f"[dim]{r}[/]", highlight=False)
     result = {"model": name, "random_weights": random_weights, "rows": rows}
-    _write(json_out, result)
+    write_json(json_out, result)
     table = Table(title=f"ms per forward: {name}")
     for col in ("backend", "context", "tokens", "ms", "x decode"):
         table.add_column(col, justify="right")

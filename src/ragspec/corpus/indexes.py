@@ -63,11 +63,9 @@ def _vectors(conn: sqlite3.Connection, dim: int) -> Iterator[tuple[np.ndarray, n
         yield ids, vectors
 
 
-def build(
-    conn: sqlite3.Connection, generation: int, dim: int | None, titles: bool = True, stem: bool | None = None
-) -> Indexes:
+def build(conn: sqlite3.Connection, generation: int, dim: int | None, titles: bool = True) -> Indexes:
     """Build both indexes from the database, streaming rows so memory is the indexes' own size."""
-    bm25 = BM25Index.build(_texts(conn, titles), stem=stem)
+    bm25 = BM25Index.build(_texts(conn, titles))
     dense = DenseIndex.build(dim, _vectors(conn, dim)) if dim else None
     return Indexes(generation, bm25, dense)
 

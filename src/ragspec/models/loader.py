@@ -27,9 +27,18 @@ def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize:
     return StockLM(model, tokenizer, name)
 
 
+def load_tokenizer(name_or_path: str):
+    """The tokenizer of a registered name, HF folder or GGUF file (local files only)."""
+    from transformers import AutoTokenizer
+
+    from ragspec.models.registry import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model(name_or_path).path, local_files_only=True)
+
+
 def load_hf(name_or_path: str):
     """(model, tokenizer, resolved name) for a registered name, HF folder or GGUF file; float32 on CPU."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     from ragspec.models.registry import resolve_model
@@ -40,8 +49,7 @@ def load_hf(name_or_path: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     hf_logging.disable_progress_bar()  # "Loading weights" bars would interleave with ragspec's own output
     model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True)
-    return model.eval(), tokenizer, resolved.name
+    return model.eval(), load_tokenizer(resolved.path), resolved.name
 
 
 def load_causal_lm(name_or_path: str, backend: str = "auto", quantize: str | None = None) -> CausalLM:
@@ -59,7 +67,7 @@ def load_causal_lm(name_or_path: str, backend: str = "auto", quantize: str | Non
 def random_hf(name_or_path: str, seed: int = 0):
     """A randomly initialised model of a pulled model's exact shape, with its tokenizer (speed runs on
     machines where the weights cannot travel)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from ragspec.models.registry import resolve_model
 
@@ -67,5 +75,4 @@ def random_hf(name_or_path: str, seed: int = 0):
     config = AutoConfig.from_pretrained(resolved.path, local_files_only=True)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=True)
-    return model.eval(), tokenizer, f"{resolved.name} (random weights)"
+    return model.eval(), load_tokenizer(resolved.path), f"{resolved.name} (random weights)"

@@ -83,13 +83,6 @@ class Hit:
 
 
 @runtime_checkable
-class Retriever(Protocol):
-    """Anything that turns a query into ranked chunks."""
-
-    def search(self, query: str, k: int = 5) -> list[Hit]: ...
-
-
-@runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors so inner product equals cosine similarity.
 

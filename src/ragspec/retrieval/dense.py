@@ -63,9 +63,6 @@ class DenseIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
-    def remove(self, ids: np.ndarray) -> int:
-        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
-
     def save(self, path: Path) -> None:
         _faiss().write_index(self._index, str(path))
 

@@ -9,7 +9,6 @@ one CPU thread), one BM25 lookup and one exact faiss scan.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -123,58 +122,6 @@ def order_by_position(hits: Sequence[Hit]) -> list[Hit]:
     return sorted(hits, key=lambda h: (h.chunk.doc_id, h.chunk.start, h.chunk.end))
 
 
-@dataclass(frozen=True)
-class DocumentHits:
-    """All hits of one document: its best rank and score, and its chunks in reading order."""
-
-    doc_id: str
-    title: str
-    source: str
-    best_rank: int
-    best_score: float
-    hits: tuple[Hit, ...]
-
-
-def group_by_document(hits: Sequence[Hit]) -> list[DocumentHits]:
-    """Group chunk hits per document, documents ordered by their best hit."""
-    groups: dict[str, list[Hit]] = {}
-    for hit in sorted(hits, key=lambda h: h.rank):
-        groups.setdefault(hit.doc_id, []).append(hit)
-    return [
-        DocumentHits(
-            doc_id,
-            group[0].chunk.title,
-            group[0].chunk.source,
-            group[0].rank,
-            group[0].score,
-            tuple(order_by_position(group)),
-        )
-        for doc_id, group in groups.items()
-    ]
-
-
 def unique_documents(hits: Sequence[Hit]) -> list[str]:
     """Document ids in order of first appearance: what "a chunk hit counts for its document" means."""
     return list(dict.fromkeys(h.doc_id for h in sorted(hits, key=lambda h: h.rank)))
-
-
-def merged_ranges(hits: Sequence[Hit]) -> list[tuple[str, int, int]]:
-    """Overlapping or touching chunk ranges of a document merged: `(doc_id, start, end)` in reading order."""
-    merged: list[tuple[str, int, int]] = []
-    for hit in order_by_position(hits):
-        c = hit.chunk
-        if merged and merged[-1][0] == c.doc_id and c.start <= merged[-1][2]:
-            doc, start, end = merged[-1]
-            merged[-1] = (doc, start, max(end, c.end))
-        else:
-            merged.append((c.doc_id, c.start, c.end))
-    return merged
-
-
-def open_retriever(
-    directory: str, mode: str = "hybrid", embedder: Embedder | None = None, **kwargs
-) -> StoreRetriever:
-    """Open a store folder and return a retriever on it (for callers that only search)."""
-    from ragspec.corpus.store import Store
-
-    return StoreRetriever(Store.open(directory, embedder=embedder), embedder, mode=mode, **kwargs)
