@@ -1,8 +1,13 @@
 """`run_speed` end to end on tiny models: the report's shape, and identity to both greedy baselines."""
 
+import json
+
 from ragspec.bench.speed import BenchModels, run_speed
 from ragspec.models.loader import wrap
+from ragspec.retrieval.embedder import HashEmbedder
 from tiny import tiny_hf, tiny_tokenizer
+
+DOC = " ".join(f"Fact {i}: the code word of room {i} is w{i * 7 % 13}." for i in range(40))
 
 
 def _models() -> BenchModels:
@@ -11,7 +16,7 @@ def _models() -> BenchModels:
     drafter_hf = tiny_hf(vocab=len(tok), seed=3, max_pos=4096)
     target = wrap(target_hf, tok, "tiny-target", "fast")
     drafter = wrap(drafter_hf, tok, "tiny-drafter", "fast")
-    return BenchModels(target_hf, target, drafter_hf, drafter, None, None)
+    return BenchModels(target_hf, target, drafter_hf, drafter, None, None, HashEmbedder(64))
 
 
 def test_speed_report_rows_and_identity():
@@ -31,3 +36,16 @@ def test_speed_report_rows_and_identity():
     assert result["best"] in {"pld", "draft", "pld+draft"}
     outputs = [outs for _, _, outs in seen]
     assert all(o["greedy"] == o["hf-greedy"] for o in outputs)
+
+
+def test_speed_rapid_rows_on_a_long_document_set(tmp_path):
+    (tmp_path / "documents.jsonl").write_text(json.dumps({"id": "d", "text": DOC}) + "\n")
+    (tmp_path / "questions.jsonl").write_text("".join(
+        json.dumps({"id": f"q{i}", "question": f"Code word of room {i}?", "doc_id": "d"}) + "\n" for i in (3, 17)))
+    methods = ["greedy", "rapid:eta=0,chunk_size=64,budget=300", "rapid:eta=50,gamma=4,chunk_size=64,budget=300"]
+    result = run_speed(_models(), f"longdoc:{tmp_path}", methods, limit=2, max_new_tokens=16)
+    rows = {r["method"]: r for r in result["rows"]}
+    assert result["num_prompts"] == 2
+    assert rows[methods[1]]["identical_to_greedy"] == 1.0  # eta 0 is lossless
+    assert rows[methods[1]]["mean_acceptance_length"] >= 1.0 and rows[methods[2]]["acceptance_rate"] is not None
+    assert result["best"] is None  # RAPID is not a lossless speculation: never the "best" lossless method

@@ -34,22 +34,22 @@ DEFAULT_METHODS = ("hf-greedy", "hf-pld", "hf-assisted", "greedy", "pld", "rest"
 
 def is_ragspec(method: str) -> bool:
     """ragspec methods: "greedy", any speculation name of `ragspec.drafting.registry` (all lossless), or
-    "rapid[:eta=X]" on long-document sets (lossless only at eta 0)."""
+    "rapid[:eta=X,gamma=N,...]" on long-document sets (lossless only at eta 0)."""
     return method == "greedy" or is_speculation(method) or is_rapid(method)
 
 
 def is_rapid(method: str) -> bool:
-    return method == "rapid" or method.startswith("rapid:eta=")
+    return method == "rapid" or method.startswith("rapid:")
 
 
 def _rapid(models: "BenchModels", method: str, max_new_tokens: int):
-    from ragspec.methods.rapid import Rapid, RapidConfig
+    from ragspec.methods.rapid import Rapid, rapid_config
     from ragspec.retrieval.embedder import default_embedder
 
     if models.drafter is None:
         raise ValueError("rapid needs a drafter (--drafter NAME; the target itself for self-speculation)")
-    eta = float(method.split("=", 1)[1]) if "=" in method else RapidConfig.eta
-    return Rapid(models.target, models.drafter, default_embedder(), RapidConfig(eta=eta, max_new_tokens=max_new_tokens))
+    config = rapid_config(method, max_new_tokens=max_new_tokens)
+    return Rapid(models.target, models.drafter, models.embedder or default_embedder(), config)
 
 
 @dataclass
@@ -82,6 +82,7 @@ class BenchModels:
     drafter: object | None
     datastore: object | None
     datastore_name: str
+    embedder: object | None = None  # RAPID's chunk retrieval (None: the default MiniLM)
 
 
 def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
@@ -118,7 +119,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
     for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
-        rapid_prompts = None  # chunked, embedded and retrieved once per prompt for every eta
+        rapid_prompts = {}  # chunked, embedded and retrieved once per prompt and prompt-shaping settings
         for m in methods:
             r = results[m]
             if m in HF_METHODS:
@@ -129,9 +130,13 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache)
                 r.add(run.token_ids, run.ttft_s, run.total_s)
             elif is_rapid(m):
-                rapid_prompts = rapid_prompts or rapids[m].prompts(p.question, p.document)
-                assert rapid_prompts.target_ids == ids, "RAPID's target prompt must equal the other methods'"
-                gen = rapids[m].engine(rapid_prompts).generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + 16))
+                cfg = rapids[m].config
+                key = (cfg.chunk_size, cfg.budget, cfg.gamma)
+                if key not in rapid_prompts:
+                    rapid_prompts[key] = rapids[m].prompts(p.question, p.document)
+                assert rapid_prompts[key].target_ids == ids, "RAPID's target prompt must equal the other methods'"
+                gen = rapids[m].engine(rapid_prompts[key]).generate(
+                    ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + cfg.gamma + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
                 r.stats.add(gen.stats)
             else:

@@ -15,6 +15,7 @@ The fallback gate is off: with eta > 0 skipping a draft would change the output,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -47,6 +48,21 @@ class RapidConfig:
             raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
         if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0:
             raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0")
+
+
+def rapid_config(name: str, **base) -> RapidConfig:
+    """RapidConfig from "rapid" or "rapid:eta=10,gamma=6,confidence=0.3" (any RapidConfig field but
+    max_new_tokens), on top of `base`."""
+    _, _, opts = name.partition(":")
+    casts = {f.name: (str if f.type in (str, "str") else float if f.type in (float, "float") else int)
+             for f in dataclasses.fields(RapidConfig) if f.name != "max_new_tokens"}
+    values = dict(base)
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        if key not in casts or not value:
+            raise ValueError(f"bad RAPID option {item!r}; use {', '.join(k + '=...' for k in casts)}")
+        values[key] = casts[key](value)
+    return RapidConfig(**values)
 
 
 @dataclass
