@@ -63,14 +63,15 @@ rapid-smol() {
     --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2.json"
 }
 
-rapid-smol-speed() {
+rapid-smol-speed() {  # docs/benchmarks.md "Speedup against context length"; the 7500 set comes from rapid-smol
   for t in 2000 4000 7500; do
-    $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+    [ -d "$OUT/longdoc-smollm2-$t" ] || \
+      $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
     $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
-      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 8 --max-new-tokens 64 \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 4 --max-new-tokens 64 \
       --json "$OUT/rapid-speed-smollm2-$t.json"
   done
-  $R bench plot "$OUT"/rapid-speed-smollm2-*.json --out "$OUT/rapid-speed-smollm2.png"
+  $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,7500}.json --out docs/img/rapid-speed-smollm2.png
 }
 
 qwen-speed() {

@@ -58,6 +58,7 @@ def test_delete_by_source_and_by_doc_id(make_store, tmp_path, check_consistent):
     assert store.delete(str(tmp_path / "a.txt")) == 1
     assert store.delete("r1") == 1
     assert [d[0] for d in store.documents()] == ["r0", "r2"]
+    assert store.num_documents() == 2
     check_consistent(store)
     with pytest.raises(IngestError, match="no document or source 'nope'"):
         store.delete("nope")

@@ -407,6 +407,10 @@ class Store:
                 " FROM documents d JOIN sources s ON s.id = d.source ORDER BY d.id"
             ).fetchall()
 
+    def num_documents(self) -> int:
+        with self._lock:
+            return self._count("documents")
+
     def info(self) -> StoreInfo:
         with self._lock:
             counts = [self._count(t) for t in ("sources", "documents", "chunks")]

@@ -23,7 +23,7 @@ def eval_store(data_dir: str | Path, console=None) -> Path:
     digest = file_sha256(corpus)[0][:12]
     path = home() / "eval-stores" / f"{Path(data_dir).resolve().name}-{digest}"
     with Store.open(path, embedder=embedder_for("minilm-l6")) as store:
-        if not store.documents():
+        if not store.num_documents():
             if console is not None:
                 console.print(f"[dim]ingesting {corpus} into {path} (cached for later runs)[/]", highlight=False)
             report = ingest(store, [corpus])

@@ -48,6 +48,6 @@ def load_datastore(store, tokenizer, build: bool = True) -> TokenDatastore | Non
         return TokenDatastore.load(path)
     if not build:
         return None
-    if not store.documents():
+    if not store.num_documents():
         return None
     return build_datastore(store, tokenizer)
