@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
-#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen quick)
+#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -100,6 +100,21 @@ rapid-qwen() {  # self (0.5B drafts for 0.5B) and upward (1.5B drafts for 0.5B) 
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
   $R eval "$OUT/longdoc-qwen-16000" --method rag,rapid --eta 40 --model $QD --drafter $QT \
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-upward.json"
+}
+
+rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-7500" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=10,confidence=0.3,rapid:eta=10,gamma=6,rapid:eta=10,gamma=6,confidence=0.3 \
+    --limit 4 --max-new-tokens 64 --json "$OUT/rapid-tune-smollm2-7500.json"
+  [ -d "$OUT/longdoc-qwen-16000" ] || \
+    $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10 --limit 2 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-qwen05-16000.json"
+  $R eval "$OUT/longdoc-qwen-16000" --method lc,rag,rapid --eta 0,10,20 --model $QD --drafter $QD \
+    --limit 8 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
+  $R eval "$OUT/longdoc-smollm2-7500" --method rapid --eta 10,40 --residual rapid --model $SMOL --drafter $SMOL \
+    --limit 50 --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2-residual-rapid.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
