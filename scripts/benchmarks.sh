@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
-#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra quick)
+#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -100,6 +100,13 @@ rapid-qwen() {  # self (0.5B drafts for 0.5B) and upward (1.5B drafts for 0.5B) 
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
   $R eval "$OUT/longdoc-qwen-16000" --method rag,rapid --eta 40 --model $QD --drafter $QT \
     --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-upward.json"
+}
+
+identity-extra() {  # the 50-prompt identity runs on summarization and squad-longdoc (docs/benchmarks.md)
+  $R bench speed --data summarization --model $SMOL --methods greedy,pld,rest,rasd --limit 50 --max-new-tokens 64 \
+    --json "$OUT/identity-smollm2-summarization.json"
+  $R bench speed --data squad-longdoc --model $SMOL --methods greedy,pld,rasd --limit 50 --max-new-tokens 32 \
+    --json "$OUT/identity-smollm2-squad-longdoc.json"
 }
 
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
