@@ -98,7 +98,7 @@ def test_auto_pruning_learns_from_pruned_candidates_too():
 def test_registry_parses_rasd_options():
     cfg = rasd_config("rasd:prune=topk,k=3,overlap=0,nodes=6")
     assert (cfg.prune, cfg.top_k, cfg.overlap, cfg.max_retrieval_nodes) == ("topk", 3, False, 6)
-    with pytest.raises(ValueError, match="bad RASD option"):
+    with pytest.raises(ValueError, match="bad rasd option"):
         rasd_config("rasd:depth=3")
     with pytest.raises(ValueError, match="prune rule"):
         rasd_config("rasd:prune=magic")

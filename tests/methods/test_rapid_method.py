@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
+
 from ragspec.engine import Engine
 from ragspec.eval.longdoc import build_longdoc, load_longdoc, run_longdoc
-from ragspec.methods.rapid import Rapid, RapidConfig
+from ragspec.methods.rapid import Rapid, RapidConfig, rapid_config
 from ragspec.retrieval.embedder import HashEmbedder
 from tiny import tiny_chat_lm, tiny_tokenizer
 
@@ -65,3 +67,11 @@ def test_run_longdoc_reports_every_method(tmp_path):
     assert set(result["methods"]) == {"lc", "rag", "rapid@eta=0", "rapid@eta=10"}
     row = result["rows"][0]["results"]
     assert row["lc"]["prediction"] == row["rapid@eta=0"]["prediction"]  # eta 0 reproduces LC exactly
+
+
+def test_rapid_config_from_a_method_name():
+    cfg = rapid_config("rapid:eta=0,gamma=6,residual=rapid", max_new_tokens=7)
+    assert (cfg.eta, cfg.gamma, cfg.residual, cfg.max_new_tokens) == (0.0, 6, "rapid", 7)
+    assert cfg.prompt_key == rapid_config("rapid:eta=40", max_new_tokens=7, gamma=6).prompt_key
+    with pytest.raises(ValueError, match="bad rapid option 'depth=3'"):
+        rapid_config("rapid:depth=3")

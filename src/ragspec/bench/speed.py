@@ -119,7 +119,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
     for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
-        rapid_prompts = {}  # chunked, embedded and retrieved once per prompt and prompt-shaping settings
+        rapid_prompts = {}  # RapidConfig.prompt_key -> RapidPrompts: one retrieval per prompt and shape
         for m in methods:
             r = results[m]
             if m in HF_METHODS:
@@ -131,7 +131,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 r.add(run.token_ids, run.ttft_s, run.total_s)
             elif is_rapid(m):
                 cfg = rapids[m].config
-                key = (cfg.chunk_size, cfg.budget, cfg.gamma)
+                key = cfg.prompt_key
                 if key not in rapid_prompts:
                     rapid_prompts[key] = rapids[m].prompts(p.question, p.document)
                 assert rapid_prompts[key].target_ids == ids, "RAPID's target prompt must equal the other methods'"

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ragspec.drafting.base import Proposer
 from ragspec.drafting.composite import CompositeProposer
@@ -65,19 +66,25 @@ def is_speculation(name: str) -> bool:
         return False
 
 
-def rasd_config(name: str) -> RASDConfig:
-    """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
-    _, _, opts = name.partition(":")
-    keys = {"prune": ("prune", str), "k": ("top_k", int), "threshold": ("threshold", float),
-            "nodes": ("max_retrieval_nodes", int), "overlap": ("overlap", lambda v: v not in ("0", "false"))}
+def method_options(name: str, casts: dict[str, Callable[[str], Any]]) -> dict[str, Any]:
+    """The options of a method name like "rasd:prune=topk,k=4": {key: cast(value)}; unknown or empty
+    keys are a one-line error naming the accepted ones."""
+    method, _, opts = name.partition(":")
     values = {}
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
-        if key not in keys or not value:
-            raise ValueError(f"bad RASD option {item!r}; use {', '.join(k + '=...' for k in keys)}")
-        field_name, cast = keys[key]
-        values[field_name] = cast(value)
-    return RASDConfig(**values)
+        if key not in casts or not value:
+            raise ValueError(f"bad {method} option {item!r}; use {', '.join(k + '=...' for k in casts)}")
+        values[key] = casts[key](value)
+    return values
+
+
+def rasd_config(name: str) -> RASDConfig:
+    """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
+    fields_of = {"prune": "prune", "k": "top_k", "threshold": "threshold", "nodes": "max_retrieval_nodes",
+                 "overlap": "overlap"}
+    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": lambda v: v not in ("0", "false")}
+    return RASDConfig(**{fields_of[k]: v for k, v in method_options(name, casts).items()})
 
 
 def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: TokenDatastore | None = None,

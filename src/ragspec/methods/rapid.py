@@ -15,13 +15,13 @@ The fallback gate is off: with eta > 0 skipping a draft would change the output,
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
+from ragspec.drafting.registry import method_options
 from ragspec.engine import Engine, EngineConfig, prefill
 from ragspec.models.base import CausalLM, KVCache
 from ragspec.rag.answer import Answer, answer_from
@@ -43,6 +43,12 @@ class RapidConfig:
     confidence: float = 0.1  # drafter early stop below this confidence (the official eval's value)
     max_new_tokens: int = 32
 
+    @property
+    def prompt_key(self) -> tuple:
+        """The settings that shape `Rapid.prompts` (chunks, drafter budget, room left to generate): runs
+        that agree on them can share one chunking, embedding and retrieval of a document."""
+        return (self.chunk_size, self.budget, self.gamma, self.max_new_tokens)
+
     def __post_init__(self) -> None:
         if self.residual not in RESIDUALS:
             raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
@@ -53,16 +59,9 @@ class RapidConfig:
 def rapid_config(name: str, **base) -> RapidConfig:
     """RapidConfig from "rapid" or "rapid:eta=10,gamma=6,confidence=0.3" (any RapidConfig field but
     max_new_tokens), on top of `base`."""
-    _, _, opts = name.partition(":")
-    casts = {f.name: (str if f.type in (str, "str") else float if f.type in (float, "float") else int)
-             for f in dataclasses.fields(RapidConfig) if f.name != "max_new_tokens"}
-    values = dict(base)
-    for item in filter(None, opts.split(",")):
-        key, _, value = item.partition("=")
-        if key not in casts or not value:
-            raise ValueError(f"bad RAPID option {item!r}; use {', '.join(k + '=...' for k in casts)}")
-        values[key] = casts[key](value)
-    return RapidConfig(**values)
+    casts = {f.name: {"str": str, "float": float}.get(str(f.type), int)
+             for f in fields(RapidConfig) if f.name != "max_new_tokens"}
+    return RapidConfig(**{**base, **method_options(name, casts)})
 
 
 @dataclass
