@@ -30,6 +30,7 @@ def _proposers(arch):
         "draft": DraftLMProposer(drafter, DraftLMConfig(max_len=4)),
         "draft_tree": DraftLMProposer(tiny_lm(arch, seed=7), DraftLMConfig(max_len=3, top_k=3)),
         "self_draft": DraftLMProposer(tiny_lm(arch, seed=0), DraftLMConfig(max_len=5)),
+        "draft_lookahead": DraftLMProposer(tiny_lm(arch, seed=7), DraftLMConfig(max_len=6, lookahead=4)),
     }
 
 
@@ -60,6 +61,50 @@ def test_self_drafting_accepts_everything():
     gen = engine.generate(PROMPTS[2], 30)
     assert gen.stats.acceptance_rate == 1.0
     assert gen.stats.mean_acceptance_length == pytest.approx(5.0, abs=0.01)
+
+
+class _Recorder(DraftLMProposer):
+    """A drafter that keeps every tree it proposed."""
+
+    def propose(self, ctx):
+        tree = super().propose(ctx)
+        probs = [q for q in tree.draft_probs if q is not None]
+        self.trees.append((tree.token_ids, tree.parents, torch.stack(probs) if probs else None))
+        return tree
+
+
+def _successor_lm(swap: tuple[int, int] | None = None):
+    """A tiny model whose next token is a fixed permutation of its last one (the sharpened embedding
+    dominates the residual stream; the untied output layer is the permuted embedding), so its text runs
+    through a 17-token cycle that prompt lookup can predict. `swap` exchanges two successors: a drafter
+    that is right on most of the cycle and wrong at the swapped tokens."""
+    hf = tiny_hf("llama", seed=7)
+    perm = torch.randperm(96, generator=torch.Generator().manual_seed(3))
+    if swap:
+        perm[list(swap)] = perm[list(swap[::-1])]
+    hf.lm_head.weight = torch.nn.Parameter(hf.model.embed_tokens.weight[perm].clone())
+    return wrap(hf, backend="fast")
+
+
+@pytest.mark.parametrize("sampling,max_ratio", [(None, 0.8), (SamplingParams(temperature=4.0, seed=3), 1.0)])
+def test_drafter_lookahead_drafts_the_same_chains_with_fewer_forwards(sampling, max_ratio):
+    """Lookahead only saves drafter forwards: the chains (and so the output) are those drafted one token
+    per forward, greedy or sampled; wrong guesses (the swapped successors) are dropped from its cache."""
+    target = _successor_lm()
+    runs = {}
+    for lookahead in (0, 6):
+        drafter = _Recorder(_successor_lm(swap=(84, 62)),
+                            DraftLMConfig(max_len=8, adaptive=False, lookahead=lookahead, attach_probs=True))
+        drafter.trees = []
+        gen = Engine(target, drafter, EngineConfig(gate=False, max_nodes=8)).generate(PROMPTS[0], 40, sampling)
+        runs[lookahead] = (gen.token_ids, drafter.trees, drafter.forwards, gen.stats.acceptance_rate)
+    assert runs[6][0] == runs[0][0]
+    for (ids, parents, q), (ids0, parents0, q0) in zip(runs[6][1], runs[0][1], strict=True):
+        assert (ids, parents) == (ids0, parents0)
+        # q too: the drafter read the same tokens (no wrong guess left in its cache)
+        assert (q is None) == (q0 is None) and (q is None or torch.allclose(q.log(), q0.log(), atol=1e-3))
+    assert 0 < runs[0][3] < 1, "the drafter must be partly right for the test to cover rejected guesses"
+    assert runs[6][2] < max_ratio * runs[0][2], "lookahead saved too few drafter forwards"
 
 
 def test_sampling_is_reproducible_with_a_seed_and_stays_in_the_top_k():

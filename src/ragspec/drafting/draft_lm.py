@@ -6,6 +6,12 @@ nodes carrying q), stops early when its confidence falls below a threshold, and 
 most likely tokens at each depth as sibling leaves: they come from distributions it computed anyway, so
 the tree costs no extra drafter forward, and the target checks them in the same verification pass.
 
+Lookahead (`lookahead > 0`) lets the drafter speculate for itself: before each forward it looks up what
+followed the latest n-gram earlier in its own context (prompt lookup) and feeds those guesses in the same
+forward; every guess that equals the token the drafter then picks saves a forward. The chain is the one
+the drafter would have drafted without lookahead (each token still comes from q at its true prefix); only
+the number of drafter forwards changes. RAPID's drafter copies from its retrieved chunks, so it pays there.
+
 The drafter may read a different prompt than the target (RAPID: only the retrieved chunks of a long
 document): pass `prompt_ids` and it drafts the same continuation from its own context.
 """
@@ -15,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ragspec.decoding.sampling import transform
 from ragspec.drafting.adaptive import DraftLength
 from ragspec.drafting.base import DraftContext
+from ragspec.drafting.pld import find_continuations
 from ragspec.models.base import CausalLM
 from ragspec.spec.verifier import VerifyResult
 from ragspec.spec.tree import ROOT, TokenTree, TreeBuilder
@@ -33,11 +41,14 @@ class DraftLMConfig:
     confidence: float = 0.0  # stop the chain after a token whose drafter probability is below this
     adaptive: bool = True  # adapt the chain length to observed acceptance
     attach_probs: bool = False  # attach q to greedy drafts too (RAPID's transfer needs it)
+    lookahead: int = 0  # prompt-lookup guesses fed with each drafter forward (0 = one token per forward)
     prefill_chunk: int = 512
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_len <= self.max_len or self.top_k < 1 or not 0 <= self.confidence <= 1:
             raise ValueError("need 1 <= min_len <= max_len, top_k >= 1 and 0 <= confidence <= 1")
+        if self.lookahead < 0:
+            raise ValueError("need lookahead >= 0")
 
 
 class DraftLMProposer:
@@ -58,6 +69,7 @@ class DraftLMProposer:
         self.prompt: list[int] = []
         self.chain: list[int] = []  # the last drafted chain
         self.chain_fed = 0  # how many of its tokens have KV rows after the committed ones
+        self.forwards = 0  # drafter forwards while drafting (catch-up excluded)
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         self.prompt = list(self.own_prompt if self.own_prompt is not None else prompt_ids)
@@ -73,7 +85,7 @@ class DraftLMProposer:
                 self.lm.forward(self.cache, torch.tensor(self.prompt[s : min(s + chunk, len(self.prompt) - 1)]),
                                 num_logits=1)
         self.length = DraftLength(self.config.min_len, self.config.max_len)
-        self.chain, self.chain_fed = [], 0
+        self.chain, self.chain_fed, self.forwards = [], 0, 0
 
     def propose(self, ctx: DraftContext) -> TokenTree:
         logits = self.catch_up(ctx)
@@ -99,8 +111,10 @@ class DraftLMProposer:
         """Draft the chain (plus siblings) starting from the root's logits."""
         cfg = self.config
         k = self.draft_length(ctx)
+        base = self.cache.length  # the drafter's rows up to and including the root
         builder = TreeBuilder(ctx.max_nodes)
         parent, chain = ROOT, []
+        guesses: list[tuple[int, torch.Tensor]] = []  # lookahead tokens fed after the chain, each with its logits
         for depth in range(k):
             q = transform(logits, ctx.sampling)
             if ctx.sampling.greedy:
@@ -118,10 +132,26 @@ class DraftLMProposer:
             parent = node[0]
             if conf < cfg.confidence or depth == k - 1:
                 break
-            logits = self.lm.forward(self.cache, torch.tensor([token]))[-1]
+            if guesses and guesses[0][0] == token:  # the drafter already read this token
+                logits = guesses.pop(0)[1]
+                continue
+            self.cache.crop(base + len(chain) - 1)  # drop the rows of wrong guesses
+            guess = self._lookahead(ctx, chain, min(cfg.lookahead, k - depth - 2))
+            out = self.lm.forward(self.cache, torch.tensor([token] + guess), num_logits=1 + len(guess))
+            self.forwards += 1
+            logits, guesses = out[0], list(zip(guess, out[1:]))
+        self.cache.crop(min(self.cache.length, base + max(len(chain) - 1, 0)))
         self.chain = chain
         self.chain_fed = len(chain) - 1  # every chain token but the last was fed to the drafter
         return builder.build()
+
+    def _lookahead(self, ctx: DraftContext, chain: list[int], n: int) -> list[int]:
+        """Up to n tokens that followed the latest 2-3-gram of the drafter's view earlier in that view."""
+        if n <= 0:
+            return []
+        view = np.asarray(self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :]) + chain, dtype=np.int64)
+        found = find_continuations(view, 2, 3, n, 1)
+        return found[0].tolist() if found else []
 
     def _add_siblings(self, builder: TreeBuilder, probs: torch.Tensor, token: int, parent: int) -> None:
         if self.config.top_k <= 1:

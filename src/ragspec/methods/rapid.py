@@ -41,6 +41,7 @@ class RapidConfig:
     chunk_size: int = 256
     budget: int = 0  # drafter context in tokens; 0 = max(L / 8, 1024)
     confidence: float = 0.1  # drafter early stop below this confidence (the official eval's value)
+    lookahead: int = 0  # prompt-lookup guesses the drafter checks per forward (DraftLMConfig.lookahead)
     max_new_tokens: int = 32
 
     @property
@@ -52,8 +53,8 @@ class RapidConfig:
     def __post_init__(self) -> None:
         if self.residual not in RESIDUALS:
             raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
-        if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0:
-            raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0")
+        if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0 or self.lookahead < 0:
+            raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0, lookahead >= 0")
 
 
 def rapid_config(name: str, **base) -> RapidConfig:
@@ -105,7 +106,7 @@ class Rapid:
         eta = cfg.eta if eta is None else eta
         proposer = DraftLMProposer(
             self.drafter, DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence,
-                                        attach_probs=True), prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
+                                        attach_probs=True, lookahead=cfg.lookahead), prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
         return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
                       greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
