@@ -12,16 +12,16 @@ User errors print one red line and exit with code 2.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from ragspec.bench import cli as bench_cli
+from ragspec.cli_errors import user_errors
 from ragspec.corpus import cli as corpus_cli
 from ragspec.models import cli as models_cli
 
@@ -29,19 +29,6 @@ DEFAULT_MODEL = "smollm2-135m"
 app = typer.Typer(name="ragspec", help="Retrieval-augmented speculative generation over your documents.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out, err = Console(), Console(stderr=True)
-
-
-def user_errors(fn: Callable) -> Callable:
-    """Turn the package's user-facing errors into one red line and exit code 2."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, OSError) as exc:  # ModelError, IngestError, QueryError are ValueErrors
-            err.print(f"[red]error:[/] {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                      highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-    return wrapper
 
 
 # ----- corpus ---------------------------------------------------------------------------------------

@@ -49,3 +49,17 @@ def test_speed_rapid_rows_on_a_long_document_set(tmp_path):
     assert rows[methods[1]]["identical_to_greedy"] == 1.0  # eta 0 is lossless
     assert rows[methods[1]]["mean_acceptance_length"] >= 1.0 and rows[methods[2]]["acceptance_rate"] is not None
     assert result["best"] is None  # RAPID is not a lossless speculation: never the "best" lossless method
+
+
+def test_bench_commands_fail_with_one_line(tmp_path):
+    """Bad bench arguments are one red line and exit code 2, before any model is loaded."""
+    from typer.testing import CliRunner
+
+    from ragspec.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["bench", "verify", "--quantize", "int8"])
+    assert bad.exit_code == 2 and "error: --quantize int8 runs on the fast backend only" in bad.output
+    assert "Traceback" not in bad.output
+    missing = runner.invoke(app, ["bench", "plot", str(tmp_path / "none.json"), "--out", str(tmp_path / "p.png")])
+    assert missing.exit_code == 2 and missing.output.count("\n") == 1 and "error:" in missing.output

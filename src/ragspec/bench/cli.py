@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ragspec.cli_errors import user_errors
 from ragspec.corpus import cli as corpus_cli
 
 app = typer.Typer(help="Benchmarks: generation speed, verification cost, retrieval quality.", no_args_is_help=True)
@@ -56,6 +57,7 @@ def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: s
 
 
 @app.command("speed")
+@user_errors
 def speed(
     data: Annotated[str, typer.Option("--data", help="Prompt set: squad-longdoc, rag, summarization, qa, mt_bench, math_reasoning, translation, humaneval, or longdoc:DIR.")],
     model: Annotated[str, typer.Option("--model", help="Target model.")] = "smollm2-135m",
@@ -115,6 +117,7 @@ def _print_speed(result: dict) -> None:
 
 
 @app.command("plot")
+@user_errors
 def plot(
     results: Annotated[list[Path], typer.Argument(help="Speed JSON files of one model at several context lengths.")],
     out_png: Annotated[Path, typer.Option("--out", help="PNG to write.")],
@@ -126,6 +129,7 @@ def plot(
 
 
 @app.command("verify")
+@user_errors
 def verify(
     model: Annotated[str, typer.Option("--model")] = "smollm2-135m",
     contexts: Annotated[str, typer.Option("--contexts", help="Comma-separated context lengths.")] = "1024,4096,8000",
@@ -133,20 +137,23 @@ def verify(
     backends: Annotated[str, typer.Option("--backends")] = "fast,stock",
     reps: Annotated[int, typer.Option("--reps")] = 5,
     random_weights: Annotated[bool, typer.Option("--random-weights")] = False,
+    quantize: Annotated[str, typer.Option("--quantize", help="none, or int8 (the drafters' copy; fast backend)")] = "none",
     json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
 ) -> None:
     """Milliseconds per verification forward by context length and number of tokens."""
     from ragspec.bench.verify import verify_curve
     from ragspec.models.loader import load_hf, random_hf, wrap
 
+    if quantize == "int8" and "stock" in backends.split(","):
+        raise ValueError("--quantize int8 runs on the fast backend only: add --backends fast")
     hf, tok, name = random_hf(model) if random_weights else load_hf(model)
     rows = []
     for backend in backends.split(","):
-        lm = wrap(hf, tok, name, backend)
+        lm = wrap(hf, tok, name, backend, quantize)
         rows += verify_curve(lm, [int(c) for c in contexts.split(",")], [int(t) for t in tokens.split(",")], reps)
         for r in rows[-len(tokens.split(",")) * len(contexts.split(",")):]:
             err.print(f"[dim]{r}[/]", highlight=False)
-    result = {"model": name, "random_weights": random_weights, "rows": rows}
+    result = {"model": name, "random_weights": random_weights, "quantize": quantize, "rows": rows}
     write_json(json_out, result)
     table = Table(title=f"ms per forward: {name}")
     for col in ("backend", "context", "tokens", "ms", "x decode"):
