@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
-#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra quick)
+#                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
+#                                               identity-more quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -107,6 +108,15 @@ identity-extra() {  # the 50-prompt identity runs on summarization and squad-lon
     --json "$OUT/identity-smollm2-summarization.json"
   $R bench speed --data squad-longdoc --model $SMOL --methods greedy,pld,rasd --limit 50 --max-new-tokens 32 \
     --json "$OUT/identity-smollm2-squad-longdoc.json"
+}
+
+identity-more() {  # 50-prompt identity: humaneval and mt_bench (SmolLM2), rag for the Qwen pair
+  for s in humaneval mt_bench; do
+    $R bench speed --data $s --model $SMOL --methods greedy,pld,rest,pld+recycle,rasd --limit 50 \
+      --max-new-tokens 64 --json "$OUT/identity-smollm2-$s.json"
+  done
+  $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld,draft,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/identity-qwen-rag.json"
 }
 
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
