@@ -59,6 +59,22 @@ def test_datastore_find_and_continuations(tmp_path):
     assert ds.continuations(np.array([4, 4]))[1] == []
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_datastore_find_counts_every_occurrence(seed):
+    """find's range holds exactly the positions where the pattern occurs (brute force), for patterns of
+    1 to 6 tokens, including ones running into a document boundary or the corpus end."""
+    rng = np.random.default_rng(seed)
+    docs = [rng.integers(0, 5, size=int(rng.integers(1, 60))).tolist() for _ in range(12)]
+    ds = TokenDatastore.build(docs)
+    tokens = np.asarray(ds.tokens)
+    for _ in range(300):
+        pattern = rng.integers(0, 6, size=int(rng.integers(1, 7)))  # 5 never occurs
+        want = sorted(i for i in range(len(tokens) - len(pattern) + 1)
+                      if (tokens[i : i + len(pattern)] == pattern).all())
+        lo, hi = ds.find(pattern)
+        assert sorted(np.asarray(ds.sa[lo:hi]).tolist()) == want, pattern
+
+
 def test_frequency_tree_keeps_the_most_supported_prefixes():
     conts = [np.array(c) for c in ([1, 2, 3], [1, 2, 4], [1, 2, 3], [7, 8], [1, 5])]
     tree = frequency_tree(conts, 4, "rest")

@@ -3,9 +3,10 @@
 REST (arXiv 2311.08252) drafts the continuations that followed the longest matching suffix of the
 context anywhere in a corpus. The corpus is one int32 array of token ids with -1 between documents; the
 suffix array orders every position by the next `DEPTH` tokens (REST never matches more than 16), built
-by prefix doubling with numpy in O(n log n) per round and log2(DEPTH) rounds. Lookups narrow a range of
-the suffix array one pattern token at a time with binary search on that token's column: no Python loop
-over the corpus.
+by prefix doubling with numpy in O(n log n) per round and log2(DEPTH) rounds. Lookups find the range of
+the pattern's first two tokens by binary search on a sorted key of each suffix's first two tokens (built
+on load), then narrow it one pattern token at a time with binary search on that token's column: no
+Python loop over the corpus, and no gather over the huge range of a frequent first token.
 
 Files (plain numpy, inspectable): tokens.npy, sa.npy, meta.json.
 """
@@ -52,7 +53,11 @@ class TokenDatastore:
     def __init__(self, tokens: np.ndarray, sa: np.ndarray) -> None:
         self.tokens = tokens
         self.sa = sa
-        self._first = tokens[sa]  # first token of each suffix, sorted: the column for the first narrowing
+        # The first two tokens of each suffix as one sorted int64 key (past the end reads -2).
+        n = tokens.shape[0]
+        self._base = int(tokens.max(initial=0)) + 3
+        second = np.where(sa + 1 < n, tokens[np.minimum(sa + 1, n - 1)], -2)
+        self._first2 = (tokens[sa].astype(np.int64) + 2) * self._base + (second.astype(np.int64) + 2)
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -93,10 +98,16 @@ class TokenDatastore:
 
     def find(self, pattern: np.ndarray) -> tuple[int, int]:
         """[lo, hi) range of the suffix array whose suffixes start with `pattern` (len <= DEPTH)."""
-        lo = int(np.searchsorted(self._first, pattern[0], "left"))
-        hi = int(np.searchsorted(self._first, pattern[0], "right"))
+        if pattern[0] + 2 >= self._base or (len(pattern) > 1 and pattern[1] + 2 >= self._base):
+            return 0, 0  # a token the corpus never contains
+        if len(pattern) == 1:
+            keys = (int(pattern[0]) + 2) * self._base + np.array([0, self._base])
+            lo, hi = (int(i) for i in np.searchsorted(self._first2, keys, "left"))
+            return lo, hi
+        key = (int(pattern[0]) + 2) * self._base + int(pattern[1]) + 2
+        lo, hi = int(np.searchsorted(self._first2, key, "left")), int(np.searchsorted(self._first2, key, "right"))
         n = len(self)
-        for j in range(1, len(pattern)):
+        for j in range(2, len(pattern)):
             if lo >= hi:
                 break
             pos = self.sa[lo:hi] + j
@@ -117,13 +128,11 @@ class TokenDatastore:
             lo, hi = self.find(np.asarray(context[-span:], dtype=np.int64))
             if lo >= hi:
                 continue
-            out = []
-            for start in self.sa[lo : min(hi, lo + max_matches)]:
-                cont = np.asarray(self.tokens[start + span : min(n, start + span + length)])
-                stop = np.flatnonzero(cont == SEPARATOR)
-                cont = cont[: stop[0]] if stop.size else cont
-                if cont.size:
-                    out.append(cont)
+            starts = np.asarray(self.sa[lo : min(hi, lo + max_matches)]) + span
+            idx = starts[:, None] + np.arange(length)  # [matches, length]
+            block = np.where(idx < n, self.tokens[np.minimum(idx, n - 1)], SEPARATOR)
+            sizes = np.cumprod(block != SEPARATOR, axis=1).sum(axis=1)  # tokens before a document boundary
+            out = [block[i, :size] for i, size in enumerate(sizes.tolist()) if size]
             if out:
                 return span, out
         return 0, []
