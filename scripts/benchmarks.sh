@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more quick)
+#                                               identity-more retrieval-speed quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -117,6 +117,13 @@ identity-more() {  # 50-prompt identity: humaneval and mt_bench (SmolLM2), rag f
   done
   $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld,draft,rasd --limit 50 \
     --max-new-tokens 32 --json "$OUT/identity-qwen-rag.json"
+}
+
+retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up (docs/benchmarks.md)
+  for s in rag summarization humaneval squad-longdoc; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,hf-pld,greedy,pld,rest,pld+rest,rasd --limit 10 \
+      --max-new-tokens 128 --json "$OUT/retrieval-speed-smollm2-$s.json"
+  done
 }
 
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
