@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more retrieval-speed quick)
+#                                               identity-more retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -123,6 +123,14 @@ retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up
   for s in rag summarization humaneval squad-longdoc; do
     $R bench speed --data $s --model $SMOL --methods hf-greedy,hf-pld,greedy,pld,rest,pld+rest,rasd --limit 10 \
       --max-new-tokens 128 --json "$OUT/retrieval-speed-smollm2-$s.json"
+  done
+}
+
+qwen-speed-copy() {  # the Qwen pair on two more copy-heavy sets, 4 prompts each (docs/benchmarks.md)
+  for s in summarization humaneval; do
+    $R bench speed --data $s --model $QT --drafter $QD \
+      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,rasd --limit 4 --max-new-tokens 64 \
+      --json "$OUT/speed-qwen-$s.json"
   done
 }
 
