@@ -11,7 +11,7 @@ followed the latest n-gram earlier in its own context (prompt lookup) and feeds 
 forward; every guess that equals the token the drafter then picks saves a forward. The chain is the one
 the drafter would have drafted without lookahead (each token still comes from q at its true prefix); only
 the number of drafter forwards changes. Off by default: on 2 CPU cores an 8-token forward of an int8
-drafter costs 1.6x a 1-token one, which eats the saving even for RAPID's drafter, which copies from its
+drafter costs 1.65x a 1-token one, which eats the saving even for RAPID's drafter, which copies from its
 chunks (docs/benchmarks.md). It is meant for devices where a few more tokens per forward are nearly free.
 
 The drafter may read a different prompt than the target (RAPID: only the retrieved chunks of a long
