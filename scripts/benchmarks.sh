@@ -132,6 +132,8 @@ qwen-speed-copy() {  # the Qwen pair on two more copy-heavy sets, 4 prompts each
       --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,rasd --limit 4 --max-new-tokens 64 \
       --json "$OUT/speed-qwen-$s.json"
   done
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,hf-pld,greedy,pld,draft,rasd \
+    --limit 2 --max-new-tokens 64 --json "$OUT/speed-qwen-squad-longdoc.json"
 }
 
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
