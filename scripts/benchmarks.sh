@@ -126,7 +126,7 @@ retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up
   done
 }
 
-qwen-speed-copy() {  # the Qwen pair on two more copy-heavy sets, 4 prompts each (docs/benchmarks.md)
+qwen-speed-copy() {  # the Qwen pair on summarization and humaneval (4 prompts) and squad-longdoc (2)
   for s in summarization humaneval; do
     $R bench speed --data $s --model $QT --drafter $QD \
       --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,rasd --limit 4 --max-new-tokens 64 \
