@@ -117,6 +117,8 @@ identity-more() {  # 50-prompt identity: humaneval and mt_bench (SmolLM2), rag f
   done
   $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld,draft,rasd --limit 50 \
     --max-new-tokens 32 --json "$OUT/identity-qwen-rag.json"
+  $R bench speed --data summarization --model $QT --drafter $QD --methods greedy,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/identity-qwen-summarization.json"
 }
 
 retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up (docs/benchmarks.md)
