@@ -9,7 +9,8 @@
 | recycle    | the target's own earlier predictions (token recycling)               |
 | a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
 | retrieval  | pld+rest                                                             |
-| auto       | pld+rest, or pld alone without a datastore: lossless and cheap on CPU |
+| auto       | pld: the fastest lossless source measured on CPU (pld+rest was 12-18% |
+|            | slower than pld on all four copy-heavy sets, docs/benchmarks.md)       |
 | rasd[:k=v] | RASD: pld+rest pruned by the drafter and fused with its tree; options  |
 |            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1 |
 """
@@ -45,12 +46,12 @@ class SpecOptions:
 
 
 def parse(name: str, has_datastore: bool = True) -> tuple[str, ...]:
-    """The sources a speculation name stands for ("auto" drops rest without a datastore)."""
+    """The sources a speculation name stands for."""
     if name == "rasd" or name.startswith("rasd:"):
         rasd_config(name)  # validates the options
         return ("draft", "pld", "rest") if has_datastore else ("draft", "pld")
     if name == "auto":
-        return ("pld", "rest") if has_datastore else ("pld",)
+        return ("pld",)
     parts = tuple(p for p in ALIASES.get(name, name).split("+") if p)
     if not all(p in SOURCES for p in parts) or len(set(parts)) != len(parts):
         raise ValueError(f"unknown speculation {name!r}; choose from {', '.join(SPECULATION)} "
