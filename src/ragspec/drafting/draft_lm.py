@@ -137,7 +137,8 @@ class DraftLMProposer:
             if guesses and guesses[0][0] == token:  # the drafter already read this token
                 logits = guesses.pop(0)[1]
                 continue
-            self.cache.crop(base + len(chain) - 1)  # drop the rows of wrong guesses
+            if guesses:  # the drafter chose otherwise: drop the rows of the remaining guesses
+                self.cache.crop(base + len(chain) - 1)
             guess = self._lookahead(ctx, chain, min(cfg.lookahead, k - depth - 2))
             out = self.lm.forward(self.cache, torch.tensor([token] + guess), num_logits=1 + len(guess))
             self.forwards += 1

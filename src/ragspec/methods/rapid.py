@@ -104,9 +104,9 @@ class Rapid:
     def engine(self, prompts: RapidPrompts, eta: float | None = None, drafter_cache: KVCache | None = None) -> Engine:
         cfg = self.config
         eta = cfg.eta if eta is None else eta
-        proposer = DraftLMProposer(
-            self.drafter, DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence,
-                                        attach_probs=True, lookahead=cfg.lookahead), prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
+        draft_config = DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence, attach_probs=True,
+                                     lookahead=cfg.lookahead)
+        proposer = DraftLMProposer(self.drafter, draft_config, prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
         return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
                       greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
