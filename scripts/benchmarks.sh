@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -119,6 +119,13 @@ identity-more() {  # 50-prompt identity: humaneval and mt_bench (SmolLM2), rag f
     --max-new-tokens 32 --json "$OUT/identity-qwen-rag.json"
   $R bench speed --data summarization --model $QT --drafter $QD --methods greedy,rasd --limit 50 \
     --max-new-tokens 32 --json "$OUT/identity-qwen-summarization.json"
+}
+
+identity-gaps() {  # 50-prompt identity for the lossless methods not covered above (rag)
+  $R bench speed --data rag --model $SMOL --drafter $SMOL --methods greedy,draft,pld+rest,pld+draft,pld+rest+draft \
+    --limit 50 --max-new-tokens 64 --json "$OUT/identity-smollm2-rag-more.json"
+  $R bench speed --data rag --model $QT --drafter $QD --methods greedy,rest,recycle,pld+recycle,pld+rest,pld+draft \
+    --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-more.json"
 }
 
 retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up (docs/benchmarks.md)
