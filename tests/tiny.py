@@ -30,6 +30,19 @@ def tiny_lm(arch: str = "llama", backend: str = "fast", **kw):
     return wrap(tiny_hf(arch, **kw), None, f"tiny-{arch}", backend)
 
 
+def successor_lm(swap: tuple[int, int] | None = None):
+    """A tiny model whose next token is a fixed permutation of its last one (the sharpened embedding
+    dominates the residual stream; the untied output layer is the permuted embedding), so its text runs
+    through a 17-token cycle that prompt lookup can predict. `swap` exchanges two successors: a drafter
+    that is right on most of the cycle and wrong at the swapped tokens."""
+    hf = tiny_hf("llama", seed=7)
+    perm = torch.randperm(96, generator=torch.Generator().manual_seed(3))
+    if swap:
+        perm[list(swap)] = perm[list(swap[::-1])]
+    hf.lm_head.weight = torch.nn.Parameter(hf.model.embed_tokens.weight[perm].clone())
+    return wrap(hf, backend="fast")
+
+
 TINY_CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"

@@ -7,7 +7,7 @@ from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.pld import PLDConfig, PLDProposer
 from ragspec.engine import Engine, EngineConfig
-from tiny import tiny_hf, tiny_lm
+from tiny import successor_lm, tiny_hf, tiny_lm
 from ragspec.models.loader import wrap
 
 PROMPTS = [
@@ -73,27 +73,14 @@ class _Recorder(DraftLMProposer):
         return tree
 
 
-def _successor_lm(swap: tuple[int, int] | None = None):
-    """A tiny model whose next token is a fixed permutation of its last one (the sharpened embedding
-    dominates the residual stream; the untied output layer is the permuted embedding), so its text runs
-    through a 17-token cycle that prompt lookup can predict. `swap` exchanges two successors: a drafter
-    that is right on most of the cycle and wrong at the swapped tokens."""
-    hf = tiny_hf("llama", seed=7)
-    perm = torch.randperm(96, generator=torch.Generator().manual_seed(3))
-    if swap:
-        perm[list(swap)] = perm[list(swap[::-1])]
-    hf.lm_head.weight = torch.nn.Parameter(hf.model.embed_tokens.weight[perm].clone())
-    return wrap(hf, backend="fast")
-
-
 @pytest.mark.parametrize("sampling,max_ratio", [(None, 0.8), (SamplingParams(temperature=4.0, seed=3), 1.0)])
 def test_drafter_lookahead_drafts_the_same_chains_with_fewer_forwards(sampling, max_ratio):
     """Lookahead only saves drafter forwards: the chains (and so the output) are those drafted one token
     per forward, greedy or sampled; wrong guesses (the swapped successors) are dropped from its cache."""
-    target = _successor_lm()
+    target = successor_lm()
     runs = {}
     for lookahead in (0, 6):
-        drafter = _Recorder(_successor_lm(swap=(84, 62)),
+        drafter = _Recorder(successor_lm(swap=(84, 62)),
                             DraftLMConfig(max_len=8, adaptive=False, lookahead=lookahead, attach_probs=True))
         drafter.trees = []
         gen = Engine(target, drafter, EngineConfig(gate=False, max_nodes=8)).generate(PROMPTS[0], 40, sampling)
