@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps rasd-skip retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -122,10 +122,17 @@ identity-more() {  # 50-prompt identity: humaneval and mt_bench (SmolLM2), rag f
 }
 
 identity-gaps() {  # 50-prompt identity for the lossless methods not covered above (rag)
-  $R bench speed --data rag --model $SMOL --drafter $SMOL --methods greedy,draft,pld+rest,pld+draft,pld+rest+draft \
-    --limit 50 --max-new-tokens 64 --json "$OUT/identity-smollm2-rag-more.json"
   $R bench speed --data rag --model $QT --drafter $QD --methods greedy,rest,recycle,pld+recycle,pld+rest,pld+draft \
     --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-more.json"
+  $R bench speed --data rag --model $SMOL --drafter $SMOL --methods greedy,draft,pld+rest,pld+draft,pld+rest+draft \
+    --limit 50 --max-new-tokens 64 --json "$OUT/identity-smollm2-rag-more.json"
+}
+
+rasd-skip() {  # RASD skipping the drafter's chain when retrieval covers the step, against skip=0 (Qwen pair)
+  for s in summarization humaneval rag; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd --limit 4 \
+      --max-new-tokens 64 --json "$OUT/rasd-skip-qwen-$s.json"
+  done
 }
 
 retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up (docs/benchmarks.md)

@@ -8,13 +8,13 @@ from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
-from ragspec.drafting.rasd import RASDConfig, RASDProposer
-from ragspec.drafting.registry import make_proposer, rasd_config
+from ragspec.drafting.rasd import RASDConfig, RASDProposer, calibration_bin
+from ragspec.drafting.registry import SpecOptions, make_proposer, rasd_config
 from ragspec.engine import Engine, EngineConfig
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree
 from ragspec.spec.verifier import VerifyResult
-from tiny import tiny_lm
+from tiny import successor_lm, tiny_lm
 
 PROMPT = [5, 9, 17, 3, 44, 8, 5, 9, 17, 3, 44, 8, 5, 9]
 
@@ -45,7 +45,7 @@ class PeakedDrafter(DraftLMProposer):
     """A drafter whose root distribution is fixed: token 7 has q=0.6, token 11 q=0.3, token 2 q=0.1."""
 
     def __init__(self):
-        self.config, self.chain, self.chain_fed = DraftLMConfig(), [], 0
+        self.config, self.chain, self.chain_fed, self.capped = DraftLMConfig(), [], 0, False
 
     def begin(self, prompt_ids):
         pass
@@ -55,8 +55,9 @@ class PeakedDrafter(DraftLMProposer):
         logits[7], logits[11], logits[2] = np.log(0.6), np.log(0.3), np.log(0.1)
         return logits
 
-    def draft(self, ctx, logits):
-        return TokenTree.chain([7, 1], "draft_lm")
+    def draft(self, ctx, logits, max_len=None):
+        self.capped = max_len == 1
+        return TokenTree.chain([7, 1][: max_len or 2], "draft_lm")
 
     def observe(self, ctx, result):
         pass
@@ -106,7 +107,7 @@ def test_registry_parses_rasd_options():
 
 @pytest.mark.parametrize("name", ["rasd", "rasd:prune=none", "rasd:prune=topk,k=2", "rasd:overlap=0"])
 def test_rasd_is_lossless_in_the_engine(name):
-    target, drafter = tiny_lm("llama"), tiny_lm("llama", seed=7)
+    target, drafter = successor_lm(), successor_lm(swap=(84, 62))
     ds = TokenDatastore.build([PROMPT[2:] + [1, 2, 3], list(range(10, 40))])
     plain = Engine(target).generate(PROMPT, 40).token_ids
     for sampling in (None,):
@@ -121,3 +122,79 @@ def test_rasd_without_a_drafter_uses_retrieval_alone():
     plain = Engine(target).generate(PROMPT, 30).token_ids
     gen = Engine(target, make_proposer("rasd", drafter=None), EngineConfig(gate=False)).generate(PROMPT, 30)
     assert gen.token_ids == plain
+
+
+def test_chain_is_skipped_only_when_retrieval_covers_the_step():
+    """Expected chain gain (1 - r1) x chain_gain x step_s against the chain's time: with a strong
+    retrieval candidate (r1 high) the chain is skipped and only the drafter's first token stays."""
+    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
+    strong = FixedProposer("pld", [[7, 1, 4, 9]])
+    rasd = RASDProposer(PeakedDrafter(), [strong], RASDConfig(overlap=False))
+    rasd.propose(ctx)  # no chain time measured yet: never skip
+    assert not rasd.drafter.capped
+    rasd.chain_s, rasd.chain_gain = 0.05, 3.0  # (the stub drafts in no time; set the EMAs by hand)
+    rasd.propose(ctx)  # r1 from the prior for q1 = 0.6 (0.6): (1 - 0.6) x 3 x 0.1 = 0.12 > 0.05
+    assert not rasd.drafter.capped
+    for _ in range(40):  # the target keeps following the retrieval branch: r1 for (pld, q1 = 0.6) -> ~1
+        rasd.calibration.learn("pld", calibration_bin(0.6, 0), 4, 4)
+    r1 = rasd.calibration.value("pld", calibration_bin(0.6, 0), 1)
+    assert (1 - r1) * 3.0 * 0.1 < 0.05
+    rasd.chain_s, rasd.chain_gain = 0.05, 3.0
+    tree = rasd.propose(ctx)
+    assert rasd.drafter.capped and rasd.timing["chain_skips"] == 1
+    assert [tree.token_ids[i] for i in tree.paths()[0]] == [7, 1, 4, 9]  # the drafter's [7] fused with it
+    # Without retrieval candidates the chain pays (3 tokens x 0.1 s > 0.05 s) and is drafted in full.
+    rasd.retrieval = [FixedProposer("pld", [])]
+    rasd.chain_s, rasd.chain_gain = 0.05, 3.0
+    rasd.propose(ctx)
+    assert not rasd.drafter.capped
+    # skip=0 always drafts the chain.
+    off = RASDProposer(PeakedDrafter(), [strong], RASDConfig(overlap=False, skip=False))
+    off.chain_s, off.chain_gain = 0.05, 3.0
+    off.calibration = rasd.calibration
+    off.propose(ctx)
+    assert not off.drafter.capped
+
+
+def test_skipping_the_chain_keeps_rasd_lossless_and_the_drafter_in_sync():
+    """A fake clock makes every chain look expensive, so steps alternate between skipped and full chains;
+    the drafter's cache must stay in step with the committed text through both."""
+    # A drafter right on most of the target's 17-token cycle and wrong at two tokens: fed chains get rejected.
+    target, drafter = successor_lm(), successor_lm(swap=(84, 62))
+    plain = Engine(target).generate(PROMPT, 40).token_ids
+    fixed = SpecOptions(draft=DraftLMConfig(adaptive=False, max_len=4))  # chains fed to the drafter, often rejected
+    proposer = make_proposer("rasd:prune=none", drafter=drafter, options=fixed)
+    real = proposer._skip_chain
+    calls = []
+
+    def every_other(ctx, q1):
+        calls.append(real(ctx, q1))
+        return len(calls) % 2 == 0
+    proposer._skip_chain = every_other
+    gen = Engine(target, proposer, EngineConfig(gate=False)).generate(PROMPT, 40)
+    assert gen.token_ids == plain
+    assert proposer.timing["chain_skips"] >= 3
+    drafted = gen.stats.by_source["draft_lm"]
+    assert drafted.accepted < drafted.drafted - 2  # rejected chain rows were fed to the drafter
+    # In step: the drafter's kept rows are exactly those of the committed text, so reading the rest gives
+    # the logits of a fresh read of the whole text.
+    lm, cache, text = proposer.drafter.lm, proposer.drafter.cache, PROMPT + gen.token_ids
+    assert cache.length <= len(text)
+    kept = lm.forward(cache, torch.tensor(text[cache.length :]))[-1]
+    fresh = lm.forward(lm.new_cache(len(text)), torch.tensor(text))[-1]
+    torch.testing.assert_close(kept, fresh, rtol=1e-4, atol=1e-4)
+
+
+def test_without_a_drafter_candidates_are_calibrated_by_rank():
+    """Retrieval alone: a source's first path and its second are scored apart, so a second match that is
+    never right does not drag down the first one, which keeps its whole length."""
+    retrieval = FixedProposer("pld", [[7, 1, 4, 9, 3, 5], [11, 5, 6, 8]])
+    rasd = RASDProposer(None, [retrieval], RASDConfig(overlap=False))
+    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.2)
+    for _ in range(30):  # the target always writes the first path
+        tree = rasd.propose(ctx)
+        rasd.observe(ctx, VerifyResult(tree, Acceptance((), 7, False), torch.tensor([9]), torch.zeros(1, 32)))
+        rasd.calibration.learn("pld", calibration_bin(None, 0), 6, 6)
+    tree = rasd.propose(ctx)
+    assert tree.token_paths() == [[7, 1, 4, 9, 3, 5]]
+    assert rasd.calibration.value("pld", calibration_bin(None, 1), 1) < 0.05

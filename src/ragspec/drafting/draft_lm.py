@@ -72,6 +72,7 @@ class DraftLMProposer:
         self.chain: list[int] = []  # the last drafted chain
         self.chain_fed = 0  # how many of its tokens have KV rows after the committed ones
         self.forwards = 0  # drafter forwards while drafting (catch-up excluded)
+        self.capped = False  # the last chain was cut short by the caller
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         self.prompt = list(self.own_prompt if self.own_prompt is not None else prompt_ids)
@@ -87,7 +88,7 @@ class DraftLMProposer:
                 self.lm.forward(self.cache, torch.tensor(self.prompt[s : min(s + chunk, len(self.prompt) - 1)]),
                                 num_logits=1)
         self.length = DraftLength(self.config.min_len, self.config.max_len)
-        self.chain, self.chain_fed, self.forwards = [], 0, 0
+        self.chain, self.chain_fed, self.forwards, self.capped = [], 0, 0, False
 
     def propose(self, ctx: DraftContext) -> TokenTree:
         logits = self.catch_up(ctx)
@@ -109,10 +110,14 @@ class DraftLMProposer:
         seq = self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :])  # the drafter's view; ends with the root
         return self.lm.forward(self.cache, torch.tensor(seq[self.cache.length :]), num_logits=1)[-1]
 
-    def draft(self, ctx: DraftContext, logits: torch.Tensor) -> TokenTree:
-        """Draft the chain (plus siblings) starting from the root's logits."""
+    def draft(self, ctx: DraftContext, logits: torch.Tensor, max_len: int | None = None) -> TokenTree:
+        """Draft the chain (plus siblings) starting from the root's logits; `max_len` caps it for this
+        step (a caller that expects little from the chain: 1 = the root's child alone, no forward).
+        A capped step does not teach the adaptive length: it says nothing about how far the chain goes."""
         cfg = self.config
         k = self.draft_length(ctx)
+        self.capped = max_len is not None and max_len < k
+        k = min(k, max_len) if max_len is not None else k
         base = self.cache.length  # the drafter's rows up to and including the root
         builder = TreeBuilder(ctx.max_nodes)
         parent, chain = ROOT, []
@@ -174,5 +179,5 @@ class DraftLMProposer:
                 break
             good += 1
         self.cache.crop(min(self.cache.length, committed + good))
-        if len(tree):
+        if len(tree) and not self.capped:
             self.length.observe(len(acceptance.accepted))

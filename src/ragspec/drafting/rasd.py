@@ -12,10 +12,17 @@ Each step:
    - "auto": keep nodes whose estimated acceptance probability exceeds the break-even value the engine
      measures (marginal cost of a node over a decode step), instead of a hand-set threshold. The
      estimate is P(first token accepted | q1 bin, source) x P(next accepted | previous accepted,
-     source)^(depth-1), both learned online from every candidate, kept or not: the emitted tokens say
-     what the target chose, so pruned branches are scored too and the estimate is not biased by pruning;
+     source)^(depth-1) (without a drafter, the candidate's rank within its source replaces q1), both
+     learned online from every candidate, kept or not: the emitted tokens say what the target chose,
+     so pruned branches are scored too and the estimate is not biased by pruning;
 4. the kept retrieval paths are inserted into the drafter's tree by longest prefix match (fusion), each
    node tagged with its sources, and the target verifies the fused tree in one pass.
+Beyond the paper, the drafter's chain is skipped (only its first token, free from the forward that
+read the new tokens, stays in the tree) when retrieval already covers the step: when the best retrieval
+candidate's estimated first-token acceptance r1 leaves the chain an expected gain (1 - r1) x (tokens the
+chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
+time. While the text copies a source (code restating its prompt, a summary quoting its article) the
+drafter's forwards buy nothing that prompt lookup does not already offer.
 Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 rank by frequency only.
 Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
 """
@@ -31,7 +38,7 @@ import numpy as np
 import torch
 
 from ragspec.drafting.base import DraftContext, Proposer
-from ragspec.drafting.composite import observe_parts
+from ragspec.drafting.composite import observe_parts, own_acceptance
 from ragspec.drafting.draft_lm import DraftLMProposer
 from ragspec.spec.tree import TokenTree, TreeBuilder
 from ragspec.spec.verifier import VerifyResult
@@ -39,6 +46,7 @@ from ragspec.spec.verifier import VerifyResult
 PRUNE_RULES = ("none", "topk", "threshold", "auto")
 _RETRIEVAL_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasd-retrieval")  # one per process
 Q_BINS = np.array([0.01, 0.05, 0.15, 0.4])  # edges of the drafter-probability bins used for calibration
+RANK_BINS = 3  # without a drafter: bins by the candidate's rank within its source (0, 1, 2 or more)
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class RASDConfig:
     threshold: float = 0.05  # "threshold" rule
     max_retrieval_nodes: int = 16
     overlap: bool = True  # retrieval in a worker thread while the drafter runs
+    skip: bool = True  # skip the drafter's chain when retrieval covers the step (module docstring)
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_RULES:
@@ -61,10 +70,20 @@ class _Candidate:
     tokens: tuple[int, ...]
     source: str
     score: float  # the retrieval source's own weight (REST frequency share; 1 for PLD)
+    rank: int  # its place among its source's paths (PLD: most recent match first; REST: most frequent)
+
+
+def calibration_bin(q1: float | None, rank: int) -> int:
+    """The bin a candidate is calibrated in: its first token's drafter probability q1 (bins 0-4), or
+    without a drafter its rank within its source (bins 5-7): a source's second match is right far less
+    often than its first, and one rate for both cut the first one's paths short."""
+    if q1 is None:
+        return len(Q_BINS) + 1 + min(rank, RANK_BINS - 1)
+    return int(np.searchsorted(Q_BINS, q1, side="right"))
 
 
 class _Calibration:
-    """Per source: P(first token accepted | q1 bin) and P(next token accepted | previous accepted)."""
+    """Per source: P(first token accepted | bin) and P(next token accepted | previous accepted)."""
 
     def __init__(self) -> None:
         self.first: dict[str, np.ndarray] = {}  # source -> [bins, 2] (hits, tries) with a weak prior
@@ -72,22 +91,22 @@ class _Calibration:
 
     def _tables(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         if source not in self.first:
-            prior = np.array([0.005, 0.03, 0.1, 0.25, 0.6])  # roughly "q1 is calibrated"
-            self.first[source] = np.stack([prior * 2, np.full(5, 2.0)], axis=1)
+            # q1 bins: roughly "q1 is calibrated"; rank bins: the first match is often right.
+            prior = np.array([0.005, 0.03, 0.1, 0.25, 0.6, 0.3, 0.1, 0.05])
+            self.first[source] = np.stack([prior * 2, np.full(prior.size, 2.0)], axis=1)
             self.cont[source] = np.array([1.0, 2.0])
         return self.first[source], self.cont[source]
 
-    def value(self, source: str, q1: float, depth: int) -> float:
+    def value(self, source: str, b: int, depth: int) -> float:
+        """Estimated acceptance of the depth-th node of a candidate in bin b (`calibration_bin`)."""
         first, cont = self._tables(source)
-        b = int(np.searchsorted(Q_BINS, q1, side="right"))
         return float(first[b, 0] / first[b, 1] * (cont[0] / cont[1]) ** (depth - 1))
 
-    def learn(self, source: str, q1: float, matched: int, seen: int) -> None:
+    def learn(self, source: str, b: int, matched: int, seen: int) -> None:
         """`matched` leading tokens of a candidate equal the emitted ones, of `seen` comparable positions."""
         if seen <= 0:
             return
         first, cont = self._tables(source)
-        b = int(np.searchsorted(Q_BINS, q1, side="right"))
         first[b] += (1.0 if matched >= 1 else 0.0, 1.0)
         if matched >= 1:  # continuation trials: positions 2..seen, while the previous one matched
             trials = min(seen, matched + 1) - 1
@@ -105,7 +124,9 @@ class RASDProposer:
         self.config = config or RASDConfig()
         self.calibration = _Calibration()
         self._pool = _RETRIEVAL_POOL if self.config.overlap else None
-        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0}
+        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0}
+        self.chain_s: float | None = None  # EMA: seconds of a full drafter chain
+        self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         for p in self._parts():
@@ -118,19 +139,27 @@ class RASDProposer:
     def propose(self, ctx: DraftContext) -> TokenTree:
         start = time.perf_counter()
         future = self._pool.submit(self._retrieve, ctx) if self._pool is not None else None
-        q1, drafter_tree = None, TokenTree.empty()
+        q1, drafter_tree, logits = None, TokenTree.empty(), None
         if self.drafter is not None:
             t = time.perf_counter()
-            logits = self.drafter.catch_up(ctx)
+            logits = self.drafter.catch_up(ctx)  # reads the new tokens while retrieval runs
             if logits is not None:
                 q1 = torch.softmax(logits.float(), -1)
-                drafter_tree = self.drafter.draft(ctx, logits)
             self.timing["drafter_s"] += time.perf_counter() - t
         trees = future.result() if future is not None else self._retrieve(ctx)
         self.retrieval_trees = trees
-        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0)
-                           for src, tree in trees for path in tree.paths()]
+        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0, rank)
+                           for src, tree in trees for rank, path in enumerate(tree.paths())]
         self.q1 = q1
+        if logits is not None:
+            t = time.perf_counter()
+            skip = self._skip_chain(ctx, q1)
+            drafter_tree = self.drafter.draft(ctx, logits, max_len=1 if skip else None)
+            elapsed = time.perf_counter() - t
+            self.timing["drafter_s"] += elapsed
+            self.timing["chain_skips"] += int(skip)
+            if not self.drafter.capped:
+                self.chain_s = _ema(self.chain_s, elapsed)
         builder = TreeBuilder(ctx.max_nodes)
         builder.merge(drafter_tree)
         for tokens, source in self._prune(ctx, q1):
@@ -140,6 +169,13 @@ class RASDProposer:
         self.timing["steps"] += 1
         return builder.build()
 
+    def _skip_chain(self, ctx: DraftContext, q1: torch.Tensor) -> bool:
+        """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
+        if not self.config.skip or ctx.step_s <= 0 or self.chain_s is None or self.chain_gain is None:
+            return False
+        r1 = max((self.calibration.value(c.source, self._bin(q1, c), 1) for c in self.candidates), default=0.0)
+        return (1 - r1) * self.chain_gain * ctx.step_s < self.chain_s
+
     def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
         t = time.perf_counter()
         out = [(p.name, p.propose(ctx)) for p in self.retrieval]
@@ -148,6 +184,9 @@ class RASDProposer:
 
     def _q(self, q1: torch.Tensor | None, token: int) -> float:
         return float(q1[token]) if q1 is not None else 0.5
+
+    def _bin(self, q1: torch.Tensor | None, cand: _Candidate) -> int:
+        return calibration_bin(float(q1[cand.tokens[0]]) if q1 is not None else None, cand.rank)
 
     def _prune(self, ctx: DraftContext, q1: torch.Tensor | None) -> list[tuple[tuple[int, ...], str]]:
         """Retrieval path prefixes to insert, best first, within the retrieval node budget."""
@@ -162,14 +201,14 @@ class RASDProposer:
                 continue
             if c.prune == "auto":
                 # Cut the path where a node's estimated acceptance drops below the break-even value.
-                keep = 0
+                b, keep = self._bin(q1, cand), 0
                 for d in range(1, len(cand.tokens) + 1):
-                    if self.calibration.value(cand.source, q, d) < ctx.min_node_value:
+                    if self.calibration.value(cand.source, b, d) < ctx.min_node_value:
                         break
                     keep = d
                 if not keep:
                     continue
-                ranked.append((self.calibration.value(cand.source, q, 1), cand.tokens[:keep], cand.source))
+                ranked.append((self.calibration.value(cand.source, b, 1), cand.tokens[:keep], cand.source))
             else:
                 ranked.append((q * cand.score, cand.tokens, cand.source))
         ranked.sort(key=lambda r: -r[0])
@@ -191,8 +230,15 @@ class RASDProposer:
                 if a != b:
                     break
                 matched += 1
-            self.calibration.learn(cand.source, self._q(self.q1, cand.tokens[0]), matched,
-                                   min(len(cand.tokens), len(emitted)))
+            self.calibration.learn(cand.source, self._bin(self.q1, cand), matched, min(len(cand.tokens), len(emitted)))
+        if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
+            accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
+            own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)
+            self.chain_gain = _ema(self.chain_gain, len(own.accepted))
         parts = [(self.drafter, self.drafter_tree)] if self.drafter is not None else []
         parts += [(p, tree) for p, (_, tree) in zip(self.retrieval, self.retrieval_trees)]
         observe_parts(ctx, result, parts)
+
+
+def _ema(old: float | None, new: float, alpha: float = 0.2) -> float:
+    return new if old is None else (1 - alpha) * old + alpha * new

@@ -12,7 +12,8 @@
 | auto       | pld: the fastest lossless source measured on CPU (pld+rest was 12-18% |
 |            | slower than pld on all four copy-heavy sets, docs/benchmarks.md)       |
 | rasd[:k=v] | RASD: pld+rest pruned by the drafter and fused with its tree; options  |
-|            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1 |
+|            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1, |
+|            | skip=0|1 (skip the drafter's chain when retrieval covers the step)     |
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def method_options(name: str, casts: dict[str, Callable[[str], Any]]) -> dict[st
 def rasd_config(name: str) -> RASDConfig:
     """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
     fields_of = {"prune": "prune", "k": "top_k", "threshold": "threshold", "nodes": "max_retrieval_nodes",
-                 "overlap": "overlap"}
-    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": lambda v: v not in ("0", "false")}
+                 "overlap": "overlap", "skip": "skip"}
+    flag = lambda v: v not in ("0", "false")  # noqa: E731
+    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag}
     return RASDConfig(**{fields_of[k]: v for k, v in method_options(name, casts).items()})
 
 
