@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps rasd-skip retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps rasd-skip rasd-retrieval retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -132,6 +132,13 @@ rasd-skip() {  # RASD skipping the drafter's chain when retrieval covers the ste
   for s in summarization humaneval rag; do
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd --limit 4 \
       --max-new-tokens 64 --json "$OUT/rasd-skip-qwen-$s.json"
+  done
+}
+
+rasd-retrieval() {  # SmolLM2: retrieval-only RASD (rank-calibrated pruning) against pld in one run
+  for s in rag summarization humaneval squad-longdoc; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/rasd-retrieval-smollm2-$s.json"
   done
 }
 
