@@ -2,7 +2,7 @@
 
 Each step:
 1. retrieval candidates from PLD (the prompt and output) and REST (a datastore), run in a worker thread
-   while the drafter computes (the paper ran them serially; but see `skip` below);
+   while the drafter computes (the paper ran them serially);
 2. the drafter reads the new tokens; its next-token distribution q1 scores every retrieval branch by its
    first token; the drafter then drafts its own chain (plus siblings);
 3. retrieval nodes are pruned (`prune`):
@@ -17,17 +17,12 @@ Each step:
      so pruned branches are scored too and the estimate is not biased by pruning;
 4. the kept retrieval paths are inserted into the drafter's tree by longest prefix match (fusion), each
    node tagged with its sources, and the target verifies the fused tree in one pass.
-Beyond the paper, the drafter works only as much as retrieval leaves it to gain (`skip`). Its expected
-gain is (1 - r1) x (tokens its full chain gets accepted, on average) x (a target step's time), where r1
-is the best retrieval candidate's estimated first-token acceptance; its cost is its measured time.
-- Before the drafter reads the new tokens, r1 comes from the candidates' ranks: if the gain is below the
-  time of reading plus a chain, the drafter sits the step out (its next read catches up in one forward).
-- After it has read them, r1 comes from q1: if the gain is below a chain's time, only the drafter's first
-  token (free from that read) joins the tree.
-While the text copies a source (code restating its prompt, a summary quoting its article) the drafter's
-forwards buy little that prompt lookup does not already offer. Since the retrieval results decide the
-first question, retrieval overlaps the drafter (`overlap`) only while the costs are not yet measured, or
-with skip=0; REST lookups take under a millisecond (docs/benchmarks.md), so there is little to overlap.
+Beyond the paper, the drafter's chain is skipped (only its first token, free from the forward that
+read the new tokens, stays in the tree) when retrieval already covers the step: when the best retrieval
+candidate's estimated first-token acceptance r1 leaves the chain an expected gain (1 - r1) x (tokens the
+chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
+time. While the text copies a source (code restating its prompt, a summary quoting its article) the
+drafter's forwards buy nothing that prompt lookup does not already offer.
 Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 rank by frequency only.
 Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
 """
@@ -61,7 +56,7 @@ class RASDConfig:
     threshold: float = 0.05  # "threshold" rule
     max_retrieval_nodes: int = 16
     overlap: bool = True  # retrieval in a worker thread while the drafter runs
-    skip: bool = True  # skip the drafter (or its chain) when retrieval covers the step (module docstring)
+    skip: bool = True  # skip the drafter's chain when retrieval covers the step (module docstring)
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_RULES:
@@ -107,14 +102,12 @@ class _Calibration:
         first, cont = self._tables(source)
         return float(first[b, 0] / first[b, 1] * (cont[0] / cont[1]) ** (depth - 1))
 
-    def learn(self, source: str, bins: set[int], matched: int, seen: int) -> None:
-        """`matched` leading tokens of a candidate (in each of `bins`) equal the emitted ones, of `seen`
-        comparable positions."""
+    def learn(self, source: str, b: int, matched: int, seen: int) -> None:
+        """`matched` leading tokens of a candidate equal the emitted ones, of `seen` comparable positions."""
         if seen <= 0:
             return
         first, cont = self._tables(source)
-        for b in bins:
-            first[b] += (1.0 if matched >= 1 else 0.0, 1.0)
+        first[b] += (1.0 if matched >= 1 else 0.0, 1.0)
         if matched >= 1:  # continuation trials: positions 2..seen, while the previous one matched
             trials = min(seen, matched + 1) - 1
             cont += (min(matched, seen) - 1, trials)
@@ -131,10 +124,8 @@ class RASDProposer:
         self.config = config or RASDConfig()
         self.calibration = _Calibration()
         self._pool = _RETRIEVAL_POOL if self.config.overlap else None
-        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0,
-                       "drafter_skips": 0}
+        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0}
         self.chain_s: float | None = None  # EMA: seconds of a full drafter chain
-        self.catch_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
         self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
@@ -148,57 +139,42 @@ class RASDProposer:
     def propose(self, ctx: DraftContext) -> TokenTree:
         start = time.perf_counter()
         future = self._pool.submit(self._retrieve, ctx) if self._pool is not None else None
-        self.q1, self.drafter_tree, logits, gathered = None, TokenTree.empty(), None, False
-        run_drafter = self.drafter is not None
-        if run_drafter and self._can_skip(ctx):
-            # Retrieval decides whether the drafter runs at all, so here it cannot overlap the drafter.
-            self._gather(ctx, future)
-            gathered = True
-            run_drafter = not self._covered(ctx, None, self.catch_s + self.chain_s)
-            if not run_drafter:  # its next catch_up reads the tokens it missed; its observe sees an empty tree
-                self.timing["drafter_skips"] += 1
-        if run_drafter:
+        q1, drafter_tree, logits = None, TokenTree.empty(), None
+        if self.drafter is not None:
             t = time.perf_counter()
-            logits = self.drafter.catch_up(ctx)  # reads the new tokens (while retrieval runs, if it still does)
+            logits = self.drafter.catch_up(ctx)  # reads the new tokens while retrieval runs
             if logits is not None:
-                self.q1 = torch.softmax(logits.float(), -1)
-            self.catch_s = _ema(self.catch_s, time.perf_counter() - t)
+                q1 = torch.softmax(logits.float(), -1)
             self.timing["drafter_s"] += time.perf_counter() - t
-        if not gathered:
-            self._gather(ctx, future)
+        trees = future.result() if future is not None else self._retrieve(ctx)
+        self.retrieval_trees = trees
+        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0, rank)
+                           for src, tree in trees for rank, path in enumerate(tree.paths())]
+        self.q1 = q1
         if logits is not None:
             t = time.perf_counter()
-            skip = self._can_skip(ctx) and self._covered(ctx, self.q1, self.chain_s)
-            self.drafter_tree = self.drafter.draft(ctx, logits, max_len=1 if skip else None)
+            skip = self._skip_chain(ctx, q1)
+            drafter_tree = self.drafter.draft(ctx, logits, max_len=1 if skip else None)
             elapsed = time.perf_counter() - t
             self.timing["drafter_s"] += elapsed
             self.timing["chain_skips"] += int(skip)
             if not self.drafter.capped:
                 self.chain_s = _ema(self.chain_s, elapsed)
         builder = TreeBuilder(ctx.max_nodes)
-        builder.merge(self.drafter_tree)
-        for tokens, source in self._prune(ctx, self.q1):
+        builder.merge(drafter_tree)
+        for tokens, source in self._prune(ctx, q1):
             builder.insert(list(tokens), source)
+        self.drafter_tree = drafter_tree
         self.timing["propose_s"] += time.perf_counter() - start
         self.timing["steps"] += 1
         return builder.build()
 
-    def _gather(self, ctx: DraftContext, future) -> None:
-        trees = future.result() if future is not None else self._retrieve(ctx)
-        self.retrieval_trees = trees
-        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0, rank)
-                           for src, tree in trees for rank, path in enumerate(tree.paths())]
-
-    def _can_skip(self, ctx: DraftContext) -> bool:
-        """Skipping needs the costs and gains measured (the gate's plain step, a full chain, a catch-up)."""
-        return (self.config.skip and ctx.step_s > 0 and self.chain_s is not None and self.catch_s is not None
-                and self.chain_gain is not None)
-
-    def _covered(self, ctx: DraftContext, q1: torch.Tensor | None, cost_s: float) -> bool:
-        """True when retrieval covers the step: the drafter's expected gain, (1 - r1) x chain_gain x a target
-        step's time, is worth less than `cost_s`, the drafting time it would take (module docstring)."""
+    def _skip_chain(self, ctx: DraftContext, q1: torch.Tensor) -> bool:
+        """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
+        if not self.config.skip or ctx.step_s <= 0 or self.chain_s is None or self.chain_gain is None:
+            return False
         r1 = max((self.calibration.value(c.source, self._bin(q1, c), 1) for c in self.candidates), default=0.0)
-        return (1 - r1) * self.chain_gain * ctx.step_s < cost_s
+        return (1 - r1) * self.chain_gain * ctx.step_s < self.chain_s
 
     def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
         t = time.perf_counter()
@@ -254,8 +230,7 @@ class RASDProposer:
                 if a != b:
                     break
                 matched += 1
-            bins = {self._bin(None, cand), self._bin(self.q1, cand)}  # by rank always, by q1 when it was read
-            self.calibration.learn(cand.source, bins, matched, min(len(cand.tokens), len(emitted)))
+            self.calibration.learn(cand.source, self._bin(self.q1, cand), matched, min(len(cand.tokens), len(emitted)))
         if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
             own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)

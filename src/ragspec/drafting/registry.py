@@ -13,7 +13,7 @@
 |            | slower than pld on all four copy-heavy sets, docs/benchmarks.md)       |
 | rasd[:k=v] | RASD: pld+rest pruned by the drafter and fused with its tree; options  |
 |            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1, |
-|            | skip=0|1 (skip the drafter or its chain when retrieval covers a step)  |
+|            | skip=0|1 (skip the drafter's chain when retrieval covers the step)     |
 """
 
 from __future__ import annotations
