@@ -21,10 +21,17 @@ def speed(d: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
         rows.append(f"| {r['method']} | {_f(r['tokens_per_s'], 1)} | {_f(r['speedup_vs_hf_greedy'])}{'x' if r['speedup_vs_hf_greedy'] else ''} | "
-                    f"{_f(r['identical_to_greedy'])} | {_f(r.get('mean_acceptance_length'))} | "
+                    f"{_identical(r)} | {_f(r.get('mean_acceptance_length'))} | "
                     f"{_f(r.get('acceptance_rate'))} | {_f(r.get('draft_s'), 1)} | {_f(r.get('verify_s'), 1)} | "
                     f"{_f(r.get('fallback_share'))} |")
     return head + "\n".join(rows) + "\n"
+
+
+def _identical(r: dict) -> str:
+    """Share identical to ragspec greedy's tokens; to transformers' greedy ("hf") in runs without `greedy`."""
+    if r.get("identical_to_greedy") is None and r.get("identical_to_hf_greedy") is not None:
+        return f"{r['identical_to_hf_greedy']:.2f} (hf)"
+    return _f(r.get("identical_to_greedy"))
 
 
 def verify(d: dict) -> str:
