@@ -1,5 +1,6 @@
 """Token recycling (drafts from the target's earlier predictions) and the speculation controller."""
 
+import pytest
 import torch
 
 from ragspec.decoding.sampling import SamplingParams
@@ -57,3 +58,19 @@ def test_gate_grows_the_budget_when_nodes_pay():
     for _ in range(6):
         gate.record(4, 3, 0.034, 4)  # 3 of 4 nodes accepted for 4 ms extra
     assert gate.node_budget() > 4 and gate.should_draft()
+
+
+def test_gate_break_even_uses_the_marginal_cost_of_a_node():
+    """Steps cost 30 ms plus 10 ms for any draft plus 1 ms per node: one more node is worth drafting when
+    its acceptance beats 1/30, not the average extra per node (at 8 nodes 18/8 ms, i.e. 0.075)."""
+    gate = SpeculationGate(max_nodes=16)
+    gate.record(0, 0, 0.030, 1)
+    assert gate.min_node_value() == 0.05  # nothing measured yet: the default
+    for n in [2, 4, 8, 16] * 6:
+        gate.record(n, n // 2, 0.030 + 0.010 + 0.001 * n, 1 + n // 2)
+    assert gate.min_node_value() == pytest.approx(0.001 / 0.030, rel=1e-6)
+    same = SpeculationGate(max_nodes=16)  # every step the same size: no slope to fit, the average stands
+    same.record(0, 0, 0.030, 1)
+    for _ in range(24):
+        same.record(8, 4, 0.048, 5)
+    assert same.min_node_value() == pytest.approx(0.018 / 8 / 0.030)
