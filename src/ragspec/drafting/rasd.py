@@ -23,7 +23,7 @@ candidate's estimated first-token acceptance r1 leaves the chain an expected gai
 chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
 time. While the text copies a source (code restating its prompt, a summary quoting its article) the
 drafter's forwards buy nothing that prompt lookup does not already offer.
-Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 rank by frequency only.
+Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 calibrate by rank instead.
 Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
 """
 
