@@ -138,7 +138,7 @@ class Engine:
             ctx = DraftContext(tokens, num_prompt, max_nodes=min(gate.node_budget(), room),
                                max_depth=min(cfg.max_depth, remaining - 1, room), sampling=sampling,
                                generator=generator, min_node_value=gate.min_node_value(),
-                               min_tree_value=gate.min_tree_value(), step_s=gate.plain_step or 0.0)
+                               step_s=gate.plain_step or 0.0)
             # 1. Propose.
             t0 = time.perf_counter()
             tree = TokenTree.empty()

@@ -198,24 +198,3 @@ def test_without_a_drafter_candidates_are_calibrated_by_rank():
     tree = rasd.propose(ctx)
     assert tree.token_paths() == [[7, 1, 4, 9, 3, 5]]
     assert rasd.calibration.value("pld", calibration_bin(None, 1), 1) < 0.05
-
-
-def test_retrieval_alone_must_pay_for_the_verification_forward():
-    """Without a drafter tree, weak candidates that each pass the per-node break-even are dropped when
-    together they do not pay for turning a plain step into a verification (min_tree_value)."""
-    weak = FixedProposer("rest", [[7, 1], [11, 5]])
-    rasd = RASDProposer(None, [weak], RASDConfig(overlap=False))
-    for _ in range(40):  # rank 0 right 20% of the time, rank 1 10%, never beyond the first token
-        for hit in range(10):
-            rasd.calibration.learn("rest", calibration_bin(None, 0), int(hit < 2), 1)
-            rasd.calibration.learn("rest", calibration_bin(None, 1), int(hit < 1), 1)
-    ctx = dict(tokens=PROMPT, num_prompt_tokens=len(PROMPT), max_nodes=32, max_depth=8, sampling=SamplingParams(),
-               min_node_value=0.05)
-    # Per node: 0.20, 0.10 (rank 0) and 0.10, 0.05 (rank 1) against 0.05; together 0.25 above it.
-    assert len(rasd.propose(DraftContext(**ctx, min_tree_value=0.0))) >= 3
-    assert len(rasd.propose(DraftContext(**ctx, min_tree_value=0.2))) >= 3
-    assert len(rasd.propose(DraftContext(**ctx, min_tree_value=0.3))) == 0  # a plain step is cheaper
-    with_drafter = RASDProposer(PeakedDrafter(), [weak], RASDConfig(overlap=False))
-    with_drafter.calibration = rasd.calibration
-    tree = with_drafter.propose(DraftContext(**ctx, min_tree_value=5.0))  # the drafter's tree is verified anyway
-    assert {tree.token_ids[c] for c in tree.kids(-1)} >= {7, 11}

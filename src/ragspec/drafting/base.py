@@ -30,9 +30,6 @@ class DraftContext:
     # The acceptance probability at which one more verified node pays for itself (its measured cost over
     # a plain step's time); proposers that can estimate acceptance may prune below it.
     min_node_value: float = 0.05
-    # What a whole tree must add, in expected accepted tokens beyond its nodes' break-even values, to pay
-    # the fixed cost of a verification forward over a plain step (0 = unknown).
-    min_tree_value: float = 0.0
     # The measured time of a plain target step in seconds (0 = not measured yet): what a proposer's own
     # work per step (a drafter's forwards) is weighed against.
     step_s: float = 0.0

@@ -162,7 +162,7 @@ class RASDProposer:
                 self.chain_s = _ema(self.chain_s, elapsed)
         builder = TreeBuilder(ctx.max_nodes)
         builder.merge(drafter_tree)
-        for tokens, source in self._prune(ctx, q1, paid=len(drafter_tree) > 0):
+        for tokens, source in self._prune(ctx, q1):
             builder.insert(list(tokens), source)
         self.drafter_tree = drafter_tree
         self.timing["propose_s"] += time.perf_counter() - start
@@ -188,14 +188,10 @@ class RASDProposer:
     def _bin(self, q1: torch.Tensor | None, cand: _Candidate) -> int:
         return calibration_bin(float(q1[cand.tokens[0]]) if q1 is not None else None, cand.rank)
 
-    def _prune(self, ctx: DraftContext, q1: torch.Tensor | None,
-               paid: bool = True) -> list[tuple[tuple[int, ...], str]]:
-        """Retrieval path prefixes to insert, best first, within the retrieval node budget. `paid`: the
-        step verifies a tree anyway (the drafter's); if not, "auto" keeps retrieval's paths only when
-        together they pay for the verification forward as well (`DraftContext.min_tree_value`)."""
+    def _prune(self, ctx: DraftContext, q1: torch.Tensor | None) -> list[tuple[tuple[int, ...], str]]:
+        """Retrieval path prefixes to insert, best first, within the retrieval node budget."""
         c = self.config
         ranked: list[tuple[float, tuple[int, ...], str]] = []
-        surplus = 0.0  # expected accepted tokens of the kept nodes beyond their break-even values
         topk = set(torch.topk(q1, c.top_k).indices.tolist()) if q1 is not None and c.prune == "topk" else None
         for cand in self.candidates:
             q = self._q(q1, cand.tokens[0])
@@ -207,17 +203,14 @@ class RASDProposer:
                 # Cut the path where a node's estimated acceptance drops below the break-even value.
                 b, keep = self._bin(q1, cand), 0
                 for d in range(1, len(cand.tokens) + 1):
-                    value = self.calibration.value(cand.source, b, d)
-                    if value < ctx.min_node_value:
+                    if self.calibration.value(cand.source, b, d) < ctx.min_node_value:
                         break
-                    keep, surplus = d, surplus + value - ctx.min_node_value
+                    keep = d
                 if not keep:
                     continue
                 ranked.append((self.calibration.value(cand.source, b, 1), cand.tokens[:keep], cand.source))
             else:
                 ranked.append((q * cand.score, cand.tokens, cand.source))
-        if c.prune == "auto" and not paid and surplus < ctx.min_tree_value:
-            return []  # a plain step is cheaper than verifying these
         ranked.sort(key=lambda r: -r[0])
         out, used = [], 0
         for _, tokens, source in ranked:

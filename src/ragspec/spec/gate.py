@@ -68,33 +68,20 @@ class SpeculationGate:
             return default
         return min(1.0, self.marginal_node_cost() / self.plain_step)
 
-    def min_tree_value(self) -> float:
-        """Expected accepted tokens a tree must bring, beyond its nodes' own break-even values, to pay for
-        turning a plain step into a verification forward: the fitted fixed part over a plain step's time."""
-        fit = self._line()
-        if fit is None or not self.plain_step:
-            return 0.0
-        return max(0.0, fit[0]) / self.plain_step
-
-    def _line(self) -> tuple[float, float] | None:
-        """(intercept, slope) of a step's extra seconds on its node count; None until sizes spread."""
-        w, sx, sy, sxx, sxy = self._fit
-        if w < self.min_spec_steps:
-            return None
-        var = sxx / w - (sx / w) ** 2
-        if var < 1.0:  # node counts too alike to tell the slope from the fixed part
-            return None
-        slope = (sxy / w - sx / w * sy / w) / var
-        return sy / w - slope * sx / w, slope
-
     def marginal_node_cost(self) -> float:
         """Seconds one more node adds to a step. A multi-token forward costs a fixed part plus a part per
         node (SmolLM2 at 1K tokens: 1 -> 4 tokens +42%, 4 -> 8 +17%), so the average extra per node
         overrates what a deeper node costs. The slope of extra time on node count, once the observed sizes
         spread enough to fit one; never above the average, never below 0."""
+        w, sx, sy, sxx, sxy = self._fit
         assert self.node_cost is not None
-        fit = self._line()
-        return self.node_cost if fit is None else min(self.node_cost, max(0.0, fit[1]))
+        if w < self.min_spec_steps:
+            return self.node_cost
+        var = sxx / w - (sx / w) ** 2
+        if var < 1.0:  # node counts too alike to tell the slope from the fixed part
+            return self.node_cost
+        slope = (sxy / w - sx / w * sy / w) / var
+        return min(self.node_cost, max(0.0, slope))
 
     def record(self, nodes: int, accepted: int, seconds: float, emitted: int) -> None:
         """One step: `nodes` drafted (0 = plain step), `accepted` of them kept, `emitted` tokens out."""
