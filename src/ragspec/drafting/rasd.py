@@ -40,6 +40,7 @@ import torch
 from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.drafting.composite import observe_parts, own_acceptance
 from ragspec.drafting.draft_lm import DraftLMProposer
+from ragspec.spec.gate import ema
 from ragspec.spec.tree import TokenTree, TreeBuilder
 from ragspec.spec.verifier import VerifyResult
 
@@ -159,7 +160,7 @@ class RASDProposer:
             self.timing["drafter_s"] += elapsed
             self.timing["chain_skips"] += int(skip)
             if not self.drafter.capped:
-                self.chain_s = _ema(self.chain_s, elapsed)
+                self.chain_s = ema(self.chain_s, elapsed)
         builder = TreeBuilder(ctx.max_nodes)
         builder.merge(drafter_tree)
         for tokens, source in self._prune(ctx, q1):
@@ -234,11 +235,7 @@ class RASDProposer:
         if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
             own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)
-            self.chain_gain = _ema(self.chain_gain, len(own.accepted))
+            self.chain_gain = ema(self.chain_gain, len(own.accepted))
         parts = [(self.drafter, self.drafter_tree)] if self.drafter is not None else []
         parts += [(p, tree) for p, (_, tree) in zip(self.retrieval, self.retrieval_trees)]
         observe_parts(ctx, result, parts)
-
-
-def _ema(old: float | None, new: float, alpha: float = 0.2) -> float:
-    return new if old is None else (1 - alpha) * old + alpha * new

@@ -20,6 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def ema(old: float | None, new: float, alpha: float = 0.2) -> float:
+    """Exponential moving average; the first observation stands alone."""
+    return new if old is None else (1 - alpha) * old + alpha * new
+
+
 @dataclass
 class SpeculationGate:
     enabled: bool = True
@@ -46,7 +51,7 @@ class SpeculationGate:
         self.since_probe = 0
 
     def _ema(self, old: float | None, new: float) -> float:
-        return new if old is None else (1 - self.alpha) * old + self.alpha * new
+        return ema(old, new, self.alpha)
 
     def should_draft(self) -> bool:
         if not self.enabled:
