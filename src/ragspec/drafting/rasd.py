@@ -72,6 +72,11 @@ class _Candidate:
     source: str
     score: float  # the retrieval source's own weight (REST frequency share; 1 for PLD)
     rank: int  # its place among its source's paths (PLD: most recent match first; REST: most frequent)
+    q1: float | None  # the drafter's probability of its first token (None without a drafter)
+
+    @property
+    def bin(self) -> int:
+        return calibration_bin(self.q1, self.rank)
 
 
 def calibration_bin(q1: float | None, rank: int) -> int:
@@ -149,12 +154,15 @@ class RASDProposer:
             self.timing["drafter_s"] += time.perf_counter() - t
         trees = future.result() if future is not None else self._retrieve(ctx)
         self.retrieval_trees = trees
-        self.candidates = [_Candidate(tuple(tree.token_ids[i] for i in path), src, tree.scores[path[-1]] or 1.0, rank)
-                           for src, tree in trees for rank, path in enumerate(tree.paths())]
-        self.q1 = q1
+        self.candidates = []
+        for src, tree in trees:
+            for rank, path in enumerate(tree.paths()):
+                tokens = tuple(tree.token_ids[i] for i in path)
+                q = float(q1[tokens[0]]) if q1 is not None else None
+                self.candidates.append(_Candidate(tokens, src, tree.scores[path[-1]] or 1.0, rank, q))
         if logits is not None:
             t = time.perf_counter()
-            skip = self._skip_chain(ctx, q1)
+            skip = self._skip_chain(ctx)
             drafter_tree = self.drafter.draft(ctx, logits, max_len=1 if skip else None)
             elapsed = time.perf_counter() - t
             self.timing["drafter_s"] += elapsed
@@ -170,11 +178,11 @@ class RASDProposer:
         self.timing["steps"] += 1
         return builder.build()
 
-    def _skip_chain(self, ctx: DraftContext, q1: torch.Tensor) -> bool:
+    def _skip_chain(self, ctx: DraftContext) -> bool:
         """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
         if not self.config.skip or ctx.step_s <= 0 or self.chain_s is None or self.chain_gain is None:
             return False
-        r1 = max((self.calibration.value(c.source, self._bin(q1, c), 1) for c in self.candidates), default=0.0)
+        r1 = max((self.calibration.value(c.source, c.bin, 1) for c in self.candidates), default=0.0)
         return (1 - r1) * self.chain_gain * ctx.step_s < self.chain_s
 
     def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
@@ -183,33 +191,27 @@ class RASDProposer:
         self.timing["retrieval_s"] += time.perf_counter() - t
         return out
 
-    def _q(self, q1: torch.Tensor | None, token: int) -> float:
-        return float(q1[token]) if q1 is not None else 0.5
-
-    def _bin(self, q1: torch.Tensor | None, cand: _Candidate) -> int:
-        return calibration_bin(float(q1[cand.tokens[0]]) if q1 is not None else None, cand.rank)
-
     def _prune(self, ctx: DraftContext, q1: torch.Tensor | None) -> list[tuple[tuple[int, ...], str]]:
         """Retrieval path prefixes to insert, best first, within the retrieval node budget."""
         c = self.config
         ranked: list[tuple[float, tuple[int, ...], str]] = []
         topk = set(torch.topk(q1, c.top_k).indices.tolist()) if q1 is not None and c.prune == "topk" else None
         for cand in self.candidates:
-            q = self._q(q1, cand.tokens[0])
+            q = cand.q1 if cand.q1 is not None else 0.5
             if c.prune == "topk" and topk is not None and cand.tokens[0] not in topk:
                 continue
             if c.prune == "threshold" and q1 is not None and q < c.threshold:
                 continue
             if c.prune == "auto":
                 # Cut the path where a node's estimated acceptance drops below the break-even value.
-                b, keep = self._bin(q1, cand), 0
+                keep = 0
                 for d in range(1, len(cand.tokens) + 1):
-                    if self.calibration.value(cand.source, b, d) < ctx.min_node_value:
+                    if self.calibration.value(cand.source, cand.bin, d) < ctx.min_node_value:
                         break
                     keep = d
                 if not keep:
                     continue
-                ranked.append((self.calibration.value(cand.source, b, 1), cand.tokens[:keep], cand.source))
+                ranked.append((self.calibration.value(cand.source, cand.bin, 1), cand.tokens[:keep], cand.source))
             else:
                 ranked.append((q * cand.score, cand.tokens, cand.source))
         ranked.sort(key=lambda r: -r[0])
@@ -231,7 +233,7 @@ class RASDProposer:
                 if a != b:
                     break
                 matched += 1
-            self.calibration.learn(cand.source, self._bin(self.q1, cand), matched, min(len(cand.tokens), len(emitted)))
+            self.calibration.learn(cand.source, cand.bin, matched, min(len(cand.tokens), len(emitted)))
         if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
             own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)
