@@ -106,7 +106,8 @@ class Rapid:
         eta = cfg.eta if eta is None else eta
         draft_config = DraftLMConfig(max_len=cfg.gamma, adaptive=False, confidence=cfg.confidence, attach_probs=True,
                                      lookahead=cfg.lookahead)
-        proposer = DraftLMProposer(self.drafter, draft_config, prompt_ids=prompts.drafter_ids, prompt_cache=drafter_cache)
+        proposer = DraftLMProposer(self.drafter, draft_config, prompt_ids=prompts.drafter_ids,
+                                   prompt_cache=drafter_cache)
         return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
                       greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
