@@ -74,3 +74,25 @@ def test_gate_break_even_uses_the_marginal_cost_of_a_node():
     for _ in range(24):
         same.record(8, 4, 0.048, 5)
     assert same.min_node_value() == pytest.approx(0.018 / 8 / 0.030)
+
+
+def test_gate_judges_drafting_by_its_time_per_token_over_many_steps():
+    """Two misses (45 ms, 1 token each) then a copied run (50 ms, 6 tokens): 140 ms for 8 tokens, well
+    under a 35 ms plain step, so drafting pays and must go on. An average of per-step ratios (45, 45 and
+    8 ms a token) calls it a loss and cools down."""
+    gate = SpeculationGate(max_nodes=16)
+    gate.record(0, 0, 0.035, 1)
+    plain = 0
+    for _ in range(30):
+        for accepted, seconds in ((0, 0.045), (0, 0.045), (5, 0.050)):
+            while not gate.should_draft():  # a probe every `probe_every` drafting steps, or a cool-down
+                gate.record(0, 0, 0.035, 1)
+                plain += 1
+            gate.record(6, accepted, seconds, accepted + 1)
+    assert plain <= 90 // gate.probe_every
+    assert gate.spec_cost() == pytest.approx(0.0175, rel=0.3)
+    loss = SpeculationGate(max_nodes=16)  # and it still stops drafting that does not pay
+    loss.record(0, 0, 0.035, 1)
+    for _ in range(8):
+        loss.record(6, 0, 0.045, 1)
+    assert not loss.should_draft()

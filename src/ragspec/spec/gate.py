@@ -11,7 +11,10 @@ token) clearly exceeds its cost c, and down while it does not. For proposers tha
 (RASD) it also fits the marginal cost of one more node, which is below c (`marginal_node_cost`).
 
 It also gates speculation as a whole: when drafting steps cost more per emitted token than plain steps,
-it decodes plainly for a cool-down that doubles while drafting keeps losing, then tries again. None of
+it decodes plainly for a cool-down that doubles while drafting keeps losing, then tries again. The cost
+per emitted token is a ratio of averages (recent seconds over recent tokens), not an average of per-step
+ratios: copying alternates long accepted runs with misses, and averaging per-step ratios weighs a miss
+(45 ms for 1 token) as much as a hit (50 ms for 5), so it called drafting a loss while it paid. None of
 this changes the output of a lossless mode, only its speed.
 """
 
@@ -43,7 +46,8 @@ class SpeculationGate:
         # x, y, x^2, xy. Its slope is the marginal cost of one more node.
         self._fit = [0.0] * 5
         self.node_accept: float = 0.5  # a: accepted tokens per drafted node
-        self.spec_cost: float | None = None  # seconds per emitted token while drafting
+        self.spec_s: float | None = None  # EMA: seconds of a drafting step
+        self.spec_tokens: float | None = None  # EMA: tokens a drafting step emits
         self.budget = self.max_nodes
         self.spec_steps = 0
         self.cooldown_left = 0
@@ -104,15 +108,23 @@ class SpeculationGate:
             keep = 1 - self.alpha / 4  # a longer memory than the EMAs: the fit needs a spread of sizes
             self._fit = [keep * a + b for a, b in zip(self._fit, (1.0, nodes, extra, nodes * nodes, nodes * extra))]
             self._adapt_budget()
-        self.spec_cost = self._ema(self.spec_cost, seconds / emitted)
+        self.spec_s = self._ema(self.spec_s, seconds)
+        self.spec_tokens = self._ema(self.spec_tokens, emitted)
         if self.plain_step is None or self.spec_steps < self.min_spec_steps:
             return
-        if self.spec_cost > self.plain_step:  # a plain step emits exactly one token
+        if self.spec_cost() > self.plain_step:  # a plain step emits exactly one token
             self.cooldown_left = self.cooldown
             self.cooldown = min(self.cooldown * 2, self.max_cooldown)
-            self.spec_cost, self.spec_steps = None, 0  # judge the next drafting period afresh
+            self.spec_s = self.spec_tokens = None  # judge the next drafting period afresh
+            self.spec_steps = 0
         else:
             self.cooldown = self.base_cooldown
+
+    def spec_cost(self) -> float:
+        """Recent seconds per emitted token while drafting (inf before any drafting step)."""
+        if self.spec_s is None or not self.spec_tokens:
+            return float("inf")
+        return self.spec_s / self.spec_tokens
 
     def _adapt_budget(self) -> None:
         value = self.node_accept * self.plain_step  # seconds saved per drafted node, on average
