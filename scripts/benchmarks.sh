@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps rasd-skip rasd-retrieval qwen-summarization retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -126,6 +126,15 @@ identity-gaps() {  # 50-prompt identity for the lossless methods not covered abo
     --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-more.json"
   $R bench speed --data rag --model $SMOL --drafter $SMOL --methods greedy,draft,pld+rest,pld+draft,pld+rest+draft \
     --limit 50 --max-new-tokens 64 --json "$OUT/identity-smollm2-rag-more.json"
+}
+
+identity-qwen-sets() {  # 50-prompt identity of the Qwen pair on the sets beyond rag and summarization
+  for s in humaneval mt_bench; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods greedy,pld,draft,rasd \
+      --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-$s.json"
+  done
+  $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld+rest+draft \
+    --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-combo.json"
 }
 
 rasd-skip() {  # RASD skipping the drafter's chain when retrieval covers the step, against skip=0 (Qwen pair)
