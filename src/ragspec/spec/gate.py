@@ -79,7 +79,7 @@ class SpeculationGate:
 
     def marginal_node_cost(self) -> float:
         """Seconds one more node adds to a step. A multi-token forward costs a fixed part plus a part per
-        node (SmolLM2 at 1K tokens: 1 -> 4 tokens +42%, 4 -> 8 +17%), so the average extra per node
+        node (SmolLM2 at 1K tokens: 1 -> 2 tokens +9%, 2 -> 4 +15%, 4 -> 8 +17%), so the average extra per node
         overrates what a deeper node costs. The slope of extra time on node count, once the observed sizes
         spread enough to fit one; never above the average, never below 0."""
         w, sx, sy, sxx, sxy = self._fit
