@@ -128,13 +128,11 @@ identity-gaps() {  # 50-prompt identity for the lossless methods not covered abo
     --limit 50 --max-new-tokens 64 --json "$OUT/identity-smollm2-rag-more.json"
 }
 
-identity-qwen-sets() {  # 50-prompt identity of the Qwen pair on the sets beyond rag and summarization
+identity-qwen-sets() {  # 50-prompt identity of RASD with the Qwen pair on humaneval and mt_bench
   for s in humaneval mt_bench; do
-    $R bench speed --data $s --model $QT --drafter $QD --methods greedy,pld,draft,rasd \
+    $R bench speed --data $s --model $QT --drafter $QD --methods greedy,rasd \
       --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-$s.json"
   done
-  $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld+rest+draft \
-    --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-combo.json"
 }
 
 rasd-skip() {  # RASD skipping the drafter's chain when retrieval covers the step, against skip=0 (Qwen pair)
