@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -146,6 +146,11 @@ qwen-summarization() {  # the Qwen pair on 10 summarization prompts, every basel
   $R bench speed --data summarization --model $QT --drafter $QD \
     --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,draft,rasd --limit 10 --max-new-tokens 64 \
     --json "$OUT/speed-qwen-summarization-10.json"
+}
+
+qwen-squad-longdoc() {  # the Qwen pair on 4 squad-longdoc prompts (5.6K tokens; about 4.5 minutes a prompt)
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd \
+    --limit 4 --max-new-tokens 64 --json "$OUT/speed-qwen-squad-longdoc-4.json"
 }
 
 qwen-rag() {  # the same for rag
