@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -164,6 +164,11 @@ rasd-retrieval() {  # SmolLM2: retrieval-only RASD (rank-calibrated pruning) aga
     $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
       --json "$OUT/rasd-retrieval-smollm2-$s.json"
   done
+}
+
+gate-weak-sources() {  # SmolLM2 rag: the weaker sources (REST, recycling) after the gate's ratio of averages
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,recycle,pld+rest,pld+recycle \
+    --limit 10 --max-new-tokens 128 --json "$OUT/gate-weak-sources-smollm2-rag.json"
 }
 
 retrieval-speed() {  # SmolLM2, retrieval sources after the REST lookup speed-up (docs/benchmarks.md)
