@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -74,8 +75,8 @@ class _Candidate:
     rank: int  # its place among its source's paths (PLD: most recent match first; REST: most frequent)
     q1: float | None  # the drafter's probability of its first token (None without a drafter)
 
-    @property
-    def bin(self) -> int:
+    @cached_property
+    def bin(self) -> int:  # read at every depth of pruning, in the skip rule and in observe: computed once
         return calibration_bin(self.q1, self.rank)
 
 
