@@ -153,7 +153,7 @@ qwen-squad-longdoc() {  # the Qwen pair on 4 squad-longdoc prompts (5.6K tokens;
     --limit 4 --max-new-tokens 64 --json "$OUT/speed-qwen-squad-longdoc-4.json"
 }
 
-qwen-rag() {  # the same for rag
+qwen-rag() {  # the Qwen pair on 10 rag prompts, every baseline and RASD in one run
   $R bench speed --data rag --model $QT --drafter $QD \
     --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,draft,rasd --limit 10 --max-new-tokens 64 \
     --json "$OUT/speed-qwen-rag-10.json"
