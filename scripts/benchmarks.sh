@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -163,6 +163,14 @@ rasd-retrieval() {  # SmolLM2: retrieval-only RASD (rank-calibrated pruning) aga
   for s in rag summarization humaneval squad-longdoc; do
     $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
       --json "$OUT/rasd-retrieval-smollm2-$s.json"
+  done
+}
+
+rasd-idle() {  # the Qwen pair: RASD with the drafter idling in copy streaks against rasd:idle=0, in one run per set
+  for s in humaneval summarization rag; do
+    $R bench speed --data $s --model $QT --drafter $QD \
+      --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd:idle=0,rasd --limit 10 --max-new-tokens 64 \
+      --json "$OUT/rasd-idle-qwen-$s.json"
   done
 }
 

@@ -59,6 +59,9 @@ class PeakedDrafter(DraftLMProposer):
         self.capped = max_len == 1
         return TokenTree.chain([7, 1][: max_len or 2], "draft_lm")
 
+    def idle(self):
+        self.capped = True
+
     def observe(self, ctx, result):
         pass
 
@@ -185,6 +188,57 @@ def test_skipping_the_chain_keeps_rasd_lossless_and_the_drafter_in_sync():
     torch.testing.assert_close(kept, fresh, rtol=1e-4, atol=1e-4)
 
 
+def test_drafter_idles_only_in_a_streak_when_retrieval_covers_its_whole_step():
+    """In a streak (a source matched all the last step emitted) RASD looks at retrieval first and, when
+    (1 - r1) x chain_gain x step_s (r1 judged by rank and streak, without q1) is below the drafter's
+    catch-up plus chain time, the drafter reads nothing and the tree is retrieval's alone."""
+    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
+    rasd = RASDProposer(PeakedDrafter(), [FixedProposer("pld", [[7, 1, 4, 9]])], RASDConfig(overlap=False))
+    calls = []
+    rasd.drafter.catch_up = lambda c, real=rasd.drafter.catch_up: calls.append(1) or real(c)
+    rasd.chain_s, rasd.chain_gain, rasd.catch_up_s = 0.03, 3.0, 0.02
+    for _ in range(40):  # in a streak the first path is nearly always right: r1 for (pld, rank 0, streak) -> 1
+        rasd.calibration.learn("pld", calibration_bin(None, 0, True), 4, 4)
+    rasd.propose(ctx)  # no streak yet: the drafter reads as usual
+    assert len(calls) == 1 and rasd.timing["idle_steps"] == 0
+    tree = rasd.propose(ctx)
+    # The target wrote the retrieval path: a streak for pld, so the next step judges retrieval first.
+    rasd.observe(ctx, VerifyResult(tree, Acceptance(tuple(tree.paths()[0]), 5, False), torch.tensor([9]),
+                                   torch.zeros(5, 32)))
+    assert rasd.streak == {"pld": True}
+    tree = rasd.propose(ctx)
+    assert len(calls) == 2 and rasd.timing["idle_steps"] == 1
+    assert tree.token_paths() == [[7, 1, 4, 9]] and tree.sources[0] == {"pld"}
+    # A costlier expected gain (a slow target step) makes the drafter read again, streak or not.
+    rasd.propose(DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=100.0))
+    assert len(calls) == 3 and rasd.timing["idle_steps"] == 1
+    # Fixed pruning rules need q1: no idling there.
+    fixed = RASDProposer(PeakedDrafter(), [FixedProposer("pld", [[7, 1, 4, 9]])],
+                         RASDConfig(overlap=False, prune="topk"))
+    fixed.chain_s, fixed.chain_gain, fixed.catch_up_s = 0.03, 3.0, 0.02
+    fixed.calibration, fixed.streak = rasd.calibration, {"pld": True}
+    fixed.propose(ctx)
+    assert fixed.timing["idle_steps"] == 0
+
+
+def test_idle_drafter_steps_keep_rasd_lossless_and_the_drafter_in_sync():
+    """Steps where the drafter idles alternate with steps where it reads several tokens at once; the
+    output stays greedy's and the drafter's cache holds exactly the committed text's rows."""
+    target, drafter = successor_lm(), successor_lm(swap=(84, 62))
+    plain = Engine(target).generate(PROMPT, 60).token_ids
+    proposer = make_proposer("rasd", drafter=drafter)
+    calls = []
+    proposer._idle = lambda ctx: calls.append(1) or len(calls) % 2 == 1
+    gen = Engine(target, proposer, EngineConfig(gate=False)).generate(PROMPT, 60)
+    assert gen.token_ids == plain
+    assert proposer.timing["idle_steps"] >= 3 and proposer.timing["steps"] > proposer.timing["idle_steps"]
+    lm, cache, text = proposer.drafter.lm, proposer.drafter.cache, PROMPT + gen.token_ids
+    assert cache.length <= len(text)
+    kept = lm.forward(cache, torch.tensor(text[cache.length :]))[-1]
+    fresh = lm.forward(lm.new_cache(len(text)), torch.tensor(text))[-1]
+    torch.testing.assert_close(kept, fresh, rtol=1e-4, atol=1e-4)
+
+
 def test_without_a_drafter_candidates_are_calibrated_by_rank():
     """Retrieval alone: a source's first path and its second are scored apart, so a second match that is
     never right does not drag down the first one, which keeps its whole length."""
@@ -194,7 +248,7 @@ def test_without_a_drafter_candidates_are_calibrated_by_rank():
     for _ in range(30):  # the target always writes the first path
         tree = rasd.propose(ctx)
         rasd.observe(ctx, VerifyResult(tree, Acceptance((), 7, False), torch.tensor([9]), torch.zeros(1, 32)))
-        rasd.calibration.learn("pld", calibration_bin(None, 0), 6, 6)
+        rasd.calibration.learn("pld", calibration_bin(None, 0, True), 6, 6)
     tree = rasd.propose(ctx)
     assert tree.token_paths() == [[7, 1, 4, 9, 3, 5]]
-    assert rasd.calibration.value("pld", calibration_bin(None, 1), 1) < 0.05
+    assert rasd.calibration.value("pld", calibration_bin(None, 1, True), 1) < 0.05  # (in a streak from step 2 on)

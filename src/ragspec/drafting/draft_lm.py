@@ -110,6 +110,11 @@ class DraftLMProposer:
         seq = self.prompt + list(ctx.tokens[ctx.num_prompt_tokens :])  # the drafter's view; ends with the root
         return self.lm.forward(self.cache, torch.tensor(seq[self.cache.length :]), num_logits=1)[-1]
 
+    def idle(self) -> None:
+        """Draft nothing this step and read nothing: the committed tokens wait for the next catch-up,
+        which reads them in one forward. Like a capped chain, the step teaches nothing."""
+        self.chain, self.chain_fed, self.capped = [], 0, True
+
     def draft(self, ctx: DraftContext, logits: torch.Tensor, max_len: int | None = None) -> TokenTree:
         """Draft the chain (plus siblings) starting from the root's logits; `max_len` caps it for this
         step (a caller that expects little from the chain: 1 = the root's child alone, no forward).

@@ -23,6 +23,12 @@ candidate's estimated first-token acceptance r1 leaves the chain an expected gai
 chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
 time. While the text copies a source (code restating its prompt, a summary quoting its article) the
 drafter's forwards buy nothing that prompt lookup does not already offer.
+During such a copy (a source's candidate matched every token the last step emitted: a streak) the drafter
+can idle altogether: RASD first waits for retrieval (a millisecond), and if the best candidate's first-token
+acceptance r1, estimated without the drafter (by its rank and the streak), leaves the drafter's whole work
+- reading the new tokens plus its chain - more expensive than its expected gain, the drafter reads
+nothing this step. Its unread tokens wait for the next step it drafts, and reading several tokens in one
+forward costs little more than one (a step's weights are read once), so most of the catch-up is saved.
 Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 calibrate by rank instead.
 Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
 """
@@ -48,7 +54,7 @@ from ragspec.spec.verifier import VerifyResult
 PRUNE_RULES = ("none", "topk", "threshold", "auto")
 _RETRIEVAL_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasd-retrieval")  # one per process
 Q_BINS = np.array([0.01, 0.05, 0.15, 0.4])  # edges of the drafter-probability bins used for calibration
-RANK_BINS = 3  # without a drafter: bins by the candidate's rank within its source (0, 1, 2 or more)
+RANK_BINS = 3  # without q1: bins by the candidate's rank within its source (0, 1, 2 or more), x streak or not
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class RASDConfig:
     max_retrieval_nodes: int = 16
     overlap: bool = True  # retrieval in a worker thread while the drafter runs
     skip: bool = True  # skip the drafter's chain when retrieval covers the step (module docstring)
+    idle: bool = True  # in a streak, let the drafter read nothing when retrieval covers its whole step
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_RULES:
@@ -73,19 +80,25 @@ class _Candidate:
     source: str
     score: float  # the retrieval source's own weight (REST frequency share; 1 for PLD)
     rank: int  # its place among its source's paths (PLD: most recent match first; REST: most frequent)
-    q1: float | None  # the drafter's probability of its first token (None without a drafter)
+    q1: float | None  # the drafter's probability of its first token (None when the drafter did not read)
+    streak: bool = False  # its source's candidates matched every token the last step emitted
 
     @cached_property
     def bin(self) -> int:  # read at every depth of pruning, in the skip rule and in observe: computed once
-        return calibration_bin(self.q1, self.rank)
+        return calibration_bin(self.q1, self.rank, self.streak)
+
+    @cached_property
+    def rank_bin(self) -> int:  # the bin without the drafter's q1 (the idle rule; learned for every candidate)
+        return calibration_bin(None, self.rank, self.streak)
 
 
-def calibration_bin(q1: float | None, rank: int) -> int:
+def calibration_bin(q1: float | None, rank: int, streak: bool = False) -> int:
     """The bin a candidate is calibrated in: its first token's drafter probability q1 (bins 0-4), or
-    without a drafter its rank within its source (bins 5-7): a source's second match is right far less
-    often than its first, and one rate for both cut the first one's paths short."""
+    without it its rank within its source and its source's streak (bins 5-10): a source's second match is
+    right far less often than its first, and a source in the middle of a copy far more often than one
+    that just missed; one rate for all cut the good paths short."""
     if q1 is None:
-        return len(Q_BINS) + 1 + min(rank, RANK_BINS - 1)
+        return len(Q_BINS) + 1 + RANK_BINS * int(streak) + min(rank, RANK_BINS - 1)
     return int(np.searchsorted(Q_BINS, q1, side="right"))
 
 
@@ -98,8 +111,9 @@ class _Calibration:
 
     def _tables(self, source: str) -> tuple[np.ndarray, np.ndarray]:
         if source not in self.first:
-            # q1 bins: roughly "q1 is calibrated"; rank bins: the first match is often right.
-            prior = np.array([0.005, 0.03, 0.1, 0.25, 0.6, 0.3, 0.1, 0.05])
+            # q1 bins: roughly "q1 is calibrated"; rank bins: the first match is often right, more so
+            # in a streak.
+            prior = np.array([0.005, 0.03, 0.1, 0.25, 0.6, 0.3, 0.1, 0.05, 0.6, 0.2, 0.1])
             self.first[source] = np.stack([prior * 2, np.full(prior.size, 2.0)], axis=1)
             self.cont[source] = np.array([1.0, 2.0])
         return self.first[source], self.cont[source]
@@ -131,11 +145,15 @@ class RASDProposer:
         self.config = config or RASDConfig()
         self.calibration = _Calibration()
         self._pool = _RETRIEVAL_POOL if self.config.overlap else None
-        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0}
+        self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0,
+                       "idle_steps": 0}
         self.chain_s: float | None = None  # EMA: seconds of a full drafter chain
         self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
+        self.catch_up_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
+        self.streak: dict[str, bool] = {}  # source -> its candidates matched all the last step emitted
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
+        self.streak = {}
         for p in self._parts():
             p.begin(prompt_ids)
 
@@ -146,21 +164,27 @@ class RASDProposer:
     def propose(self, ctx: DraftContext) -> TokenTree:
         start = time.perf_counter()
         future = self._pool.submit(self._retrieve, ctx) if self._pool is not None else None
+        trees, idle = None, False
+        c = self.config
+        if self.drafter is not None and c.skip and c.idle and c.prune == "auto" and any(self.streak.values()):
+            trees = future.result() if future is not None else self._retrieve(ctx)  # copying: look first
+            self._collect(trees, None)
+            idle = self._idle(ctx)
         q1, drafter_tree, logits = None, TokenTree.empty(), None
-        if self.drafter is not None:
+        if idle:
+            self.drafter.idle()
+            self.timing["idle_steps"] += 1
+        elif self.drafter is not None:
             t = time.perf_counter()
             logits = self.drafter.catch_up(ctx)  # reads the new tokens while retrieval runs
             if logits is not None:
                 q1 = torch.softmax(logits.float(), -1)
-            self.timing["drafter_s"] += time.perf_counter() - t
-        trees = future.result() if future is not None else self._retrieve(ctx)
-        self.retrieval_trees = trees
-        self.candidates = []
-        for src, tree in trees:
-            for rank, path in enumerate(tree.paths()):
-                tokens = tuple(tree.token_ids[i] for i in path)
-                q = float(q1[tokens[0]]) if q1 is not None else None
-                self.candidates.append(_Candidate(tokens, src, tree.scores[path[-1]] or 1.0, rank, q))
+            elapsed = time.perf_counter() - t
+            self.catch_up_s = ema(self.catch_up_s, elapsed)
+            self.timing["drafter_s"] += elapsed
+        if trees is None:
+            trees = future.result() if future is not None else self._retrieve(ctx)
+        self._collect(trees, q1)
         if logits is not None:
             t = time.perf_counter()
             skip = self._skip_chain(ctx)
@@ -179,12 +203,36 @@ class RASDProposer:
         self.timing["steps"] += 1
         return builder.build()
 
+    def _collect(self, trees: list[tuple[str, TokenTree]], q1: torch.Tensor | None) -> None:
+        """The retrieval paths as candidates, each with its drafter probability q1 (when read) and streak."""
+        self.retrieval_trees, self.candidates = trees, []
+        for src, tree in trees:
+            for rank, path in enumerate(tree.paths()):
+                tokens = tuple(tree.token_ids[i] for i in path)
+                q = float(q1[tokens[0]]) if q1 is not None else None
+                self.candidates.append(_Candidate(tokens, src, tree.scores[path[-1]] or 1.0, rank, q,
+                                                  self.streak.get(src, False)))
+
+    def _worth_drafting(self, ctx: DraftContext, r1: float, cost: float | None) -> bool:
+        """Whether the chain's expected gain, (1 - r1) x chain_gain x a target step's time, exceeds `cost`."""
+        if cost is None or ctx.step_s <= 0 or self.chain_gain is None:
+            return True
+        return (1 - r1) * self.chain_gain * ctx.step_s >= cost
+
     def _skip_chain(self, ctx: DraftContext) -> bool:
         """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
-        if not self.config.skip or ctx.step_s <= 0 or self.chain_s is None or self.chain_gain is None:
+        if not self.config.skip:
             return False
         r1 = max((self.calibration.value(c.source, c.bin, 1) for c in self.candidates), default=0.0)
-        return (1 - r1) * self.chain_gain * ctx.step_s < self.chain_s
+        return not self._worth_drafting(ctx, r1, self.chain_s)
+
+    def _idle(self, ctx: DraftContext) -> bool:
+        """True when the drafter's whole step (reading the new tokens, then its chain) is worth less than
+        its expected gain, judged without q1 (module docstring)."""
+        if self.chain_s is None or self.catch_up_s is None:
+            return False
+        r1 = max((self.calibration.value(c.source, c.rank_bin, 1) for c in self.candidates), default=0.0)
+        return not self._worth_drafting(ctx, r1, self.chain_s + self.catch_up_s)
 
     def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
         t = time.perf_counter()
@@ -228,13 +276,19 @@ class RASDProposer:
     # ----- observe -----------------------------------------------------------------------------------
     def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
         emitted = result.acceptance.output_tokens(result.tree)
+        streak: dict[str, bool] = {}
         for cand in self.candidates:  # learn from every candidate, pruned or kept
             matched = 0
             for a, b in zip(cand.tokens, emitted):
                 if a != b:
                     break
                 matched += 1
-            self.calibration.learn(cand.source, cand.bin, matched, min(len(cand.tokens), len(emitted)))
+            seen = min(len(cand.tokens), len(emitted))
+            self.calibration.learn(cand.source, cand.bin, matched, seen)
+            if cand.rank_bin != cand.bin:  # the idle rule's estimate, learned from the same trial
+                self.calibration.learn(cand.source, cand.rank_bin, matched, seen)
+            streak[cand.source] = streak.get(cand.source, False) or 0 < seen == matched
+        self.streak = streak
         if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
             own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)

@@ -13,7 +13,9 @@
 |            | slower than pld on all four copy-heavy sets, docs/benchmarks.md)       |
 | rasd[:k=v] | RASD: pld+rest pruned by the drafter and fused with its tree; options  |
 |            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1, |
-|            | skip=0|1 (skip the drafter's chain when retrieval covers the step)     |
+|            | skip=0|1 (skip the drafter's chain when retrieval covers the step),    |
+|            | idle=0|1 (in a copy streak, the drafter reads nothing when retrieval   |
+|            | covers its whole step)                                                 |
 """
 
 from __future__ import annotations
@@ -84,9 +86,9 @@ def method_options(name: str, casts: dict[str, Callable[[str], Any]]) -> dict[st
 def rasd_config(name: str) -> RASDConfig:
     """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
     fields_of = {"prune": "prune", "k": "top_k", "threshold": "threshold", "nodes": "max_retrieval_nodes",
-                 "overlap": "overlap", "skip": "skip"}
+                 "overlap": "overlap", "skip": "skip", "idle": "idle"}
     flag = lambda v: v not in ("0", "false")  # noqa: E731
-    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag}
+    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag, "idle": flag}
     return RASDConfig(**{fields_of[k]: v for k, v in method_options(name, casts).items()})
 
 
