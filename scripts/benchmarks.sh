@@ -167,7 +167,7 @@ rasd-retrieval() {  # SmolLM2: retrieval-only RASD (rank-calibrated pruning) aga
 }
 
 rasd-idle() {  # the Qwen pair: RASD with the drafter idling in copy streaks against rasd:idle=0, in one run per set
-  for s in humaneval summarization rag; do
+  for s in humaneval summarization rag mt_bench; do
     $R bench speed --data $s --model $QT --drafter $QD \
       --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd:idle=0,rasd --limit 10 --max-new-tokens 64 \
       --json "$OUT/rasd-idle-qwen-$s.json"
