@@ -2,7 +2,7 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle rasd-skip-length retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -171,14 +171,6 @@ rasd-idle() {  # the Qwen pair: RASD with the drafter idling in copy streaks aga
     $R bench speed --data $s --model $QT --drafter $QD \
       --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd:idle=0,rasd --limit 10 --max-new-tokens 64 \
       --json "$OUT/rasd-idle-qwen-$s.json"
-  done
-}
-
-rasd-skip-length() {  # the Qwen pair: the chain-skip rule counting the candidate's expected length
-  for s in mt_bench summarization; do
-    $R bench speed --data $s --model $QT --drafter $QD \
-      --methods hf-greedy,greedy,pld,draft,rasd:skip=0,rasd --limit 10 --max-new-tokens 64 \
-      --json "$OUT/rasd-skip-length-qwen-$s.json"
   done
 }
 
