@@ -159,25 +159,6 @@ def test_chain_is_skipped_only_when_retrieval_covers_the_step():
     assert not off.drafter.capped
 
 
-def test_a_short_retrieval_path_does_not_skip_a_longer_chain():
-    """A one-token candidate that is nearly always right covers one token of the chain's three: the
-    chain's gain is C - E_ret = 2 tokens, not (1 - r1) x C ~ 0, so it is still drafted."""
-    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
-    rasd = RASDProposer(PeakedDrafter(), [FixedProposer("pld", [[7]])], RASDConfig(overlap=False))
-    for _ in range(40):
-        rasd.calibration.learn("pld", calibration_bin(0.6, 0), 1, 1)
-    assert rasd.calibration.value("pld", calibration_bin(0.6, 0), 1) > 0.95
-    rasd.chain_s, rasd.chain_gain = 0.05, 3.0
-    rasd.propose(ctx)  # (1 - r1) x 3 x 0.1 < 0.05, but (3 - 1) x 0.1 = 0.2 > 0.05
-    assert not rasd.drafter.capped and rasd.timing["chain_skips"] == 0
-    rasd.retrieval = [FixedProposer("pld", [[7, 1, 4, 9, 3, 5]])]  # a long path that is as reliable
-    for _ in range(40):
-        rasd.calibration.learn("pld", calibration_bin(0.6, 0), 6, 6)
-    rasd.chain_s, rasd.chain_gain = 0.05, 3.0
-    rasd.propose(ctx)
-    assert rasd.drafter.capped and rasd.timing["chain_skips"] == 1
-
-
 def test_skipping_the_chain_keeps_rasd_lossless_and_the_drafter_in_sync():
     """A fake clock makes every chain look expensive, so steps alternate between skipped and full chains;
     the drafter's cache must stay in step with the committed text through both."""

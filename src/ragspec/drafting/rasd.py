@@ -18,10 +18,9 @@ Each step:
 4. the kept retrieval paths are inserted into the drafter's tree by longest prefix match (fusion), each
    node tagged with its sources, and the target verifies the fused tree in one pass.
 Beyond the paper, the drafter's chain is skipped (only its first token, free from the forward that
-read the new tokens, stays in the tree) when retrieval already covers the step: when the chain's expected
-gain over the best retrieval candidate, in tokens the larger of (1 - r1) x C and C - E_ret (r1: the
-candidate's estimated first-token acceptance, E_ret: its expected accepted length, C: tokens the chain
-gets accepted, on average), times a target step's time, is smaller than the chain's measured drafting
+read the new tokens, stays in the tree) when retrieval already covers the step: when the best retrieval
+candidate's estimated first-token acceptance r1 leaves the chain an expected gain (1 - r1) x (tokens the
+chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
 time. While the text copies a source (code restating its prompt, a summary quoting its article) the
 drafter's forwards buy nothing that prompt lookup does not already offer.
 During such a copy (a source's candidate matched every token the last step emitted: a streak) the drafter
@@ -214,32 +213,26 @@ class RASDProposer:
                 self.candidates.append(_Candidate(tokens, src, tree.scores[path[-1]] or 1.0, rank, q,
                                                   self.streak.get(src, False)))
 
-    def _worth_drafting(self, ctx: DraftContext, bin_of, cost: float | None) -> bool:
-        """Whether the chain's expected gain over retrieval exceeds `cost` (seconds). The gain, in target
-        steps' time, is the larger of (1 - r1) x chain_gain (retrieval's first token misses, the chain
-        gives its mean accepted tokens) and chain_gain - E_ret (retrieval's expected accepted length falls
-        short of the chain's), with r1 and E_ret from the best candidate, calibrated in `bin_of(candidate)`:
-        a likely-right first token on a short path does not make a longer chain redundant."""
+    def _worth_drafting(self, ctx: DraftContext, r1: float, cost: float | None) -> bool:
+        """Whether the chain's expected gain, (1 - r1) x chain_gain x a target step's time, exceeds `cost`."""
         if cost is None or ctx.step_s <= 0 or self.chain_gain is None:
             return True
-        r1, e_ret = 0.0, 0.0
-        for c in self.candidates:
-            # value(d) is P(accepted through depth d), so the expected accepted length is their sum.
-            values = [self.calibration.value(c.source, bin_of(c), d) for d in range(1, len(c.tokens) + 1)]
-            r1, e_ret = max(r1, values[0]), max(e_ret, sum(values))
-        gain = max((1 - r1) * self.chain_gain, self.chain_gain - e_ret)
-        return gain * ctx.step_s >= cost
+        return (1 - r1) * self.chain_gain * ctx.step_s >= cost
 
     def _skip_chain(self, ctx: DraftContext) -> bool:
         """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
-        return self.config.skip and not self._worth_drafting(ctx, lambda c: c.bin, self.chain_s)
+        if not self.config.skip:
+            return False
+        r1 = max((self.calibration.value(c.source, c.bin, 1) for c in self.candidates), default=0.0)
+        return not self._worth_drafting(ctx, r1, self.chain_s)
 
     def _idle(self, ctx: DraftContext) -> bool:
         """True when the drafter's whole step (reading the new tokens, then its chain) is worth less than
         its expected gain, judged without q1 (module docstring)."""
         if self.chain_s is None or self.catch_up_s is None:
             return False
-        return not self._worth_drafting(ctx, lambda c: c.rank_bin, self.chain_s + self.catch_up_s)
+        r1 = max((self.calibration.value(c.source, c.rank_bin, 1) for c in self.candidates), default=0.0)
+        return not self._worth_drafting(ctx, r1, self.chain_s + self.catch_up_s)
 
     def _retrieve(self, ctx: DraftContext) -> list[tuple[str, TokenTree]]:
         t = time.perf_counter()
