@@ -184,7 +184,9 @@ class RASDProposer:
             self.timing["drafter_s"] += elapsed
         if trees is None:
             trees = future.result() if future is not None else self._retrieve(ctx)
-        self._collect(trees, q1)
+            self._collect(trees, q1)
+        elif q1 is not None:  # collected before the read to judge idling: now with q1
+            self._collect(trees, q1)
         if logits is not None:
             t = time.perf_counter()
             skip = self._skip_chain(ctx)
