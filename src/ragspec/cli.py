@@ -216,13 +216,14 @@ def data_longdoc(
     limit: Annotated[int, typer.Option("--limit", help="Questions.")] = 200,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     max_articles: Annotated[int, typer.Option("--max-articles")] = 4,
+    fill: Annotated[bool, typer.Option("--fill", help="Take --max-articles articles and top each document up to --tokens (for speed benches at a given context length).")] = False,
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD folder.")] = Path("data/squad"),
 ) -> None:
     """The long-document QA set for RAPID: each question's article alone or with 1-3 others."""
     from ragspec.eval.longdoc import build_longdoc
     from ragspec.models.loader import load_tokenizer
 
-    summary = build_longdoc(squad, out_dir, load_tokenizer(model), tokens, limit, seed, max_articles)
+    summary = build_longdoc(squad, out_dir, load_tokenizer(model), tokens, limit, seed, max_articles, fill)
     out.print_json(json.dumps(summary))
 
 

@@ -58,6 +58,26 @@ def test_longdoc_builder_fits_and_marks_truncation(tmp_path):
     assert doc["truncated"] and "Alpha paragraph 4." in doc["text"]  # the gold paragraph survives the cut
 
 
+def test_longdoc_fill_tops_documents_up_to_the_budget(tmp_path):
+    squad = tmp_path / "squad"
+    squad.mkdir()
+    rows = [{"id": f"{t}/{i}", "title": t, "text": f"{t} paragraph {i}. " * 10} for t in "ABCD" for i in range(8)]
+    (squad / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    qs = [{"id": "q1", "question": "A 2?", "answers": ["2"], "title": "A", "paragraph_id": "A/2"}]
+    (squad / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in qs) + "\n")
+    tok = tiny_tokenizer()
+    article = len(tok("\n\n".join(r["text"] for r in rows[:8]), add_special_tokens=False)["input_ids"])
+    budget = int(2.5 * article) + 64
+    plain = build_longdoc(squad, tmp_path / "plain", tok, budget, limit=1, max_articles=2)
+    filled = build_longdoc(squad, tmp_path / "fill", tok, budget, limit=1, max_articles=2, fill=True)
+    questions, docs = load_longdoc(tmp_path / "fill")
+    doc = docs[questions[0]["doc_id"]]
+    assert len(doc["titles"]) == 3 and not doc["truncated"]  # two whole articles + the leading part of a third
+    assert plain["doc_tokens_max"] < filled["doc_tokens_max"] <= budget
+    assert budget - filled["doc_tokens_max"] < article / 8 + 32  # within about one paragraph of the budget
+    assert "A paragraph 2." in doc["text"]
+
+
 def test_run_longdoc_reports_every_method(tmp_path):
     (tmp_path / "documents.jsonl").write_text(json.dumps({"id": "d", "text": DOC, "titles": ["F"], "num_tokens": 900,
                                                           "truncated": False}) + "\n")

@@ -3,7 +3,9 @@
 Built from data/squad: each question gets a document made of its own article, alone or concatenated with
 1-3 other articles in a seeded order, that fits `max_tokens` tokens of the target's tokenizer. An article
 longer than the budget keeps the paragraphs nearest the gold one and is marked truncated, so every
-question stays answerable from its document and the output says when a document was cut.
+question stays answerable from its document and the output says when a document was cut. With `fill`,
+every document takes up to `max_articles` articles and is then topped up to the budget with the leading
+paragraphs of one more article, so a speed bench gets contexts of the length it names.
 
 Folder format: documents.jsonl {"id", "text", "titles", "num_tokens", "truncated"} and questions.jsonl
 {"id", "question", "answers", "title", "paragraph_id", "doc_id"}.
@@ -47,10 +49,11 @@ def _fit_article(rows: list[dict], gold: str, budget: int, count) -> tuple[str, 
 
 
 def build_longdoc(squad_dir: str | Path, out_dir: str | Path, tokenizer, max_tokens: int, limit: int = 200,
-                  seed: int = 0, max_articles: int = 4) -> dict:
+                  seed: int = 0, max_articles: int = 4, fill: bool = False) -> dict:
     """Write the set; returns its summary (documents, token counts, truncations)."""
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-    requested, max_tokens = max_tokens, max_tokens - 16 * max_articles  # room for the article title lines
+    # room for the article title lines and separators (one more article with fill)
+    requested, max_tokens = max_tokens, max_tokens - 16 * (max_articles + fill)
     paragraphs = _paragraphs(load_corpus(squad_dir))
     sizes = {t: count(SEPARATOR.join(r["text"] for r in rows)) for t, rows in paragraphs.items()}
     rng = random.Random(seed)
@@ -60,7 +63,7 @@ def build_longdoc(squad_dir: str | Path, out_dir: str | Path, tokenizer, max_tok
     rows = []
     for q in questions[:limit]:
         gold = q.gold_doc_ids[0]
-        n_articles = rng.choice([1] * 2 + list(range(2, max_articles + 1)))
+        n_articles = max_articles if fill else rng.choice([1] * 2 + list(range(2, max_articles + 1)))
         others = [t for t in paragraphs if t != q.title]
         rng.shuffle(others)
         chosen, used = [q.title], min(sizes[q.title], max_tokens)
@@ -70,17 +73,29 @@ def build_longdoc(squad_dir: str | Path, out_dir: str | Path, tokenizer, max_tok
             if used + sizes[t] <= max_tokens:
                 chosen.append(t)
                 used += sizes[t]
+        filler = next((t for t in others if t not in chosen), None) if fill and used < max_tokens else None
+        if filler is not None:
+            chosen.append(filler)
         rng.shuffle(chosen)
-        parts, truncated = [], False
+        texts, truncated = {}, False
         for t in chosen:
             if t == q.title:
-                text, cut = _fit_article(paragraphs[t], gold, max_tokens - (used - min(sizes[t], max_tokens)), count)
+                texts[t], cut = _fit_article(paragraphs[t], gold, max_tokens - (used - min(sizes[t], max_tokens)), count)
                 truncated |= cut
-            else:
-                text = SEPARATOR.join(r["text"] for r in paragraphs[t])
-            parts.append(f"{t.replace('_', ' ')}\n\n{text}")
-        text = SEPARATOR.join(parts)
-        doc_id = f"{'+'.join(chosen)}{'~' + gold if truncated else ''}"
+            elif t != filler:
+                texts[t] = SEPARATOR.join(r["text"] for r in paragraphs[t])
+        join = lambda: SEPARATOR.join(f"{t.replace('_', ' ')}\n\n{texts[t]}" for t in chosen if t in texts)  # noqa: E731
+        kept = len(paragraphs[filler]) if filler is not None else 0
+        while filler is not None and kept > 0:
+            texts[filler] = SEPARATOR.join(r["text"] for r in paragraphs[filler][:kept])
+            if count(join()) <= requested:
+                break
+            kept -= 1
+        if filler is not None and kept == 0:
+            texts.pop(filler, None)
+            chosen.remove(filler)
+        text = join()
+        doc_id = f"{'+'.join(chosen)}{'~' + gold if truncated else ''}{f'#{kept}' if kept else ''}"
         if doc_id not in docs:
             docs[doc_id] = {"id": doc_id, "text": text, "titles": chosen, "num_tokens": count(text), "truncated": truncated}
         rows.append({"id": q.id, "question": q.question, "answers": list(q.answers), "title": q.title,
