@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -77,24 +77,38 @@ def _build_datastores(store: Path, models: list[str]) -> None:
 
 # ----- answers --------------------------------------------------------------------------------------
 def _pipeline(store: Path | None, model: str, drafter: str | None, speculation: str, k: int, mode: str,
-              max_new_tokens: int, backend: str, drafter_quant: str = "auto"):
+              max_new_tokens: int, backend: str, drafter_quant: str = "auto", datastores: Sequence[Path] = ()):
     from ragspec.corpus.store import Store
+    from ragspec.drafting.datastore import DatastoreUnion
     from ragspec.drafting.registry import parse
     from ragspec.models.loader import load_causal_lm
     from ragspec.rag.answer import RagConfig, RagPipeline
     from ragspec.rag.datastore import load_datastore
     from ragspec.retrieval.hybrid import StoreRetriever
 
+    uses_rest = "rest" in parse(speculation)
+    if datastores and not uses_rest:
+        raise ValueError(f"--datastore feeds REST drafts, which speculation {speculation!r} does not use; "
+                         "pick --spec rest or retrieval, or --method rasd")
+    for extra in datastores:
+        if not (Path(extra) / "store.sqlite").is_file():
+            raise ValueError(f"--datastore {extra}: no store here; run `ragspec ingest PATH --store {extra}` first")
     target = load_causal_lm(model, backend)
     draft_lm = _drafter(target, model, drafter, backend, drafter_quant)
-    retriever = datastore = None
+    retriever, parts = None, []
     if store is not None:
         if not (Path(store) / "store.sqlite").is_file():
             raise ValueError(f"{store}: no store here; run `ragspec ingest PATH --store {store}` first")
         db = Store.open(store)
         retriever = StoreRetriever(db, mode=mode)
-        if "rest" in parse(speculation):
-            datastore = load_datastore(db, target.tokenizer)
+        if uses_rest and (own := load_datastore(db, target.tokenizer)) is not None:
+            parts.append(own)
+    for extra in datastores:
+        ds = load_datastore(Store.open(extra), target.tokenizer)
+        if ds is None:
+            raise ValueError(f"--datastore {extra}: the store has no documents")
+        parts.append(ds)
+    datastore = parts[0] if len(parts) == 1 else DatastoreUnion(parts) if parts else None
     config = RagConfig(k=k, mode=mode, max_new_tokens=max_new_tokens, speculation=speculation)
     return RagPipeline(target, retriever, drafter=draft_lm, datastore=datastore, config=config)
 
@@ -165,6 +179,7 @@ def ask(
     stop: Annotated[list[str], typer.Option("--stop", help="Stop string (repeatable); not part of the answer.")] = [],  # noqa: B006
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
+    datastore: Annotated[list[Path], typer.Option("--datastore", help="Another store whose documents REST drafts from, besides --store's (repeatable; e.g. a code base).")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a question from a store with numbered sources, timings and speculation statistics."""
@@ -179,6 +194,8 @@ def ask(
         document = context.read_text(encoding="utf-8")
     sampling = SamplingParams(temperature, top_p, top_k, seed)
     stream = None if as_json else (lambda text: out.print(text, end="", highlight=False, markup=False, soft_wrap=True))
+    if pipeline_name == "rapid" and datastore:
+        raise ValueError("--datastore feeds REST drafts; RAPID drafts with its drafter only")
     if pipeline_name == "rapid":
         ans = _rapid_answer(question, document, model, drafter, backend, drafter_quant, eta, residual,
                             max_new_tokens, sampling)
@@ -186,7 +203,7 @@ def ask(
             stream(ans.answer)
     else:
         pipe = _pipeline(store if pipeline_name == "rag" else None, model, drafter, speculation, k, mode,
-                         max_new_tokens, backend, drafter_quant)
+                         max_new_tokens, backend, drafter_quant, datastore)
         ans = pipe.answer(question, pipeline_name, document=document, sampling=sampling, speculation=speculation,
                           on_text=stream, stop=stop)
     if as_json:

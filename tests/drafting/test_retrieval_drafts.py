@@ -5,7 +5,7 @@ import pytest
 
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
-from ragspec.drafting.datastore import TokenDatastore, suffix_array
+from ragspec.drafting.datastore import DatastoreUnion, TokenDatastore, suffix_array
 from ragspec.drafting.pld import PLDProposer, find_continuations
 from ragspec.drafting.rest import RESTConfig, RESTProposer, frequency_tree
 
@@ -73,6 +73,22 @@ def test_datastore_find_counts_every_occurrence(seed):
                       if (tokens[i : i + len(pattern)] == pattern).all())
         lo, hi = ds.find(pattern)
         assert sorted(np.asarray(ds.sa[lo:hi]).tolist()) == want, pattern
+
+
+def test_datastore_union_takes_the_longest_match_and_pools_equal_ones():
+    store = TokenDatastore.build([[5, 6, 7, 8, 9]])
+    named = TokenDatastore.build([[4, 5, 6, 7, 3], [6, 7, 1]])
+    union = DatastoreUnion([store, named])
+    assert len(union) == len(store) + len(named)
+    span, conts = union.continuations(np.array([4, 5, 6, 7]), length=2)
+    assert span == 4 and [c.tolist() for c in conts] == [[3]]  # only the named corpus matches 4 tokens
+    span, conts = union.continuations(np.array([0, 5, 6, 7]), length=2)
+    assert span == 3 and sorted(c.tolist() for c in conts) == [[3], [8, 9]]  # both match 3: pooled
+    assert union.continuations(np.array([0, 6, 7]), length=2, max_matches=2)[1][0].tolist() == [8, 9]
+    assert len(union.continuations(np.array([0, 6, 7]), length=2, max_matches=2)[1]) == 2
+    assert union.continuations(np.array([2, 2]))[1] == []
+    with pytest.raises(ValueError, match="at least one"):
+        DatastoreUnion([])
 
 
 def test_frequency_tree_keeps_the_most_supported_prefixes():

@@ -33,6 +33,21 @@ def test_ask_json_has_answer_sources_and_timings(demo_store):
     assert "mean_acceptance_length" in out["stats"] and "by_source" in out["stats"]
 
 
+def test_ask_drafts_from_a_named_datastore_and_rejects_bad_ones(demo_store, tmp_path):
+    doc = tmp_path / "normans.txt"
+    doc.write_text(json.loads(open("data/demo/corpus.jsonl").readline())["text"], encoding="utf-8")
+    args = ["ask", "Who were the Normans?", "--context", str(doc), "--method", "lc", "--json",
+            "--max-new-tokens", "24", "--spec", "rest"]
+    result = runner.invoke(app, [*args, "--datastore", str(demo_store)])  # no --store: REST has only this corpus
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{"):])
+    assert out["stats"]["by_source"]["rest"]["drafted"] > 0
+    missing = runner.invoke(app, [*args, "--datastore", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no store here" in missing.output and missing.output.count("\n") <= 2
+    unused = runner.invoke(app, [*args[:-1], "pld", "--datastore", str(demo_store)])
+    assert unused.exit_code == 2 and "--datastore feeds REST drafts" in unused.output
+
+
 def test_question_longer_than_the_context_is_a_one_line_error(demo_store):
     result = runner.invoke(app, ["ask", "why " * 9000, "--store", str(demo_store)])
     assert result.exit_code == 2

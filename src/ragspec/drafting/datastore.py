@@ -136,3 +136,30 @@ class TokenDatastore:
             if out:
                 return span, out
         return 0, []
+
+
+class DatastoreUnion:
+    """Several token datastores searched as one: REST over the store's documents plus the corpora a user
+    names (`ragspec ask --datastore STORE`). The longest suffix match wins, as within one datastore, and
+    the continuations of every datastore that matches at that span are pooled, so REST's frequency-weighted
+    trie counts them together. Each datastore keeps its own files: nothing is re-indexed to combine them."""
+
+    def __init__(self, parts: Iterable[TokenDatastore]) -> None:
+        self.parts = list(parts)
+        if not self.parts:
+            raise ValueError("a datastore union needs at least one datastore")
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def continuations(self, context: np.ndarray, max_span: int = DEPTH, min_span: int = 2, length: int = 10,
+                      max_matches: int = 256) -> tuple[int, list[np.ndarray]]:
+        """As `TokenDatastore.continuations`, over every part (at most `max_matches` in all)."""
+        best, pooled = 0, []
+        for part in self.parts:
+            span, conts = part.continuations(context, max_span, max(min_span, best), length, max_matches)
+            if span > best:
+                best, pooled = span, list(conts)
+            elif span and span == best:
+                pooled.extend(conts)
+        return best, pooled[:max_matches]
