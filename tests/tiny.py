@@ -67,8 +67,8 @@ def tiny_tokenizer():
     return tok
 
 
-def tiny_chat_lm(arch: str = "llama", backend: str = "fast", seed: int = 0, max_pos: int = 4096):
+def tiny_chat_lm(arch: str = "llama", backend: str = "fast", seed: int = 0, max_pos: int = 4096, layers: int = 2):
     """A tiny random model over the tiny tokenizer's vocabulary."""
     tok = tiny_tokenizer()
-    model = tiny_hf(arch, vocab=len(tok), seed=seed, max_pos=max_pos)
+    model = tiny_hf(arch, vocab=len(tok), seed=seed, max_pos=max_pos, layers=layers)
     return wrap(model, tok, f"tiny-{arch}", backend)

@@ -33,6 +33,19 @@ def test_eta_zero_is_exactly_the_long_context_greedy_and_eta_changes_output():
     assert strong.stats.acceptance_rate >= zero.stats.acceptance_rate
 
 
+def test_upward_speculation_a_larger_drafter_at_eta_zero_is_the_target_greedy():
+    target = tiny_chat_lm("llama", max_pos=8192)
+    drafter = tiny_chat_lm("llama", seed=5, max_pos=8192, layers=4)  # twice the target's layers
+    assert sum(p.numel() for p in drafter.model.parameters()) > sum(p.numel() for p in target.model.parameters())
+    rapid = Rapid(target, drafter, HashEmbedder(64), RapidConfig(chunk_size=64, budget=200, max_new_tokens=16))
+    question = "What is the code word of room 40?"
+    prompts = rapid.prompts(question, DOC)
+    want = target.tokenizer.decode(Engine(target).generate(prompts.target_ids, 16).token_ids, skip_special_tokens=True)
+    zero = rapid.answer(question, DOC, eta=0.0, prompts=prompts)
+    assert zero.answer == want.strip() and zero.stats.num_drafts > 0
+    assert rapid.answer(question, DOC, eta=40.0, prompts=prompts).stats.num_drafts > 0
+
+
 def test_shared_drafter_cache_gives_the_same_answer():
     rapid = _rapid()
     prompts = rapid.prompts("What is the code word of room 3?", DOC)
