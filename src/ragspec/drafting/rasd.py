@@ -144,7 +144,8 @@ class RASDProposer:
         self.drafter, self.retrieval = drafter, list(retrieval)
         self.config = config or RASDConfig()
         self.calibration = _Calibration()
-        self._pool = _RETRIEVAL_POOL if self.config.overlap else None
+        # Overlap needs a drafter to overlap with: without one, a worker thread only adds a hand-off.
+        self._pool = _RETRIEVAL_POOL if self.config.overlap and drafter is not None else None
         self.timing = {"retrieval_s": 0.0, "drafter_s": 0.0, "propose_s": 0.0, "steps": 0, "chain_skips": 0,
                        "idle_steps": 0}
         self.chain_s: float | None = None  # EMA: seconds of a full drafter chain
