@@ -159,6 +159,30 @@ def test_chain_is_skipped_only_when_retrieval_covers_the_step():
     assert not off.drafter.capped
 
 
+def test_skipped_chains_are_probed_at_doubling_intervals_while_the_probes_confirm_them():
+    """A skipped chain teaches nothing about chain gains, so a low gain estimate could freeze and skip
+    every chain after it: a full chain is drafted after 4 skips in a row, then after 8, 16, 32 while the
+    skips hold, and after 4 again once a probe's gain makes the chain pay."""
+    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
+    rasd = RASDProposer(PeakedDrafter(), [FixedProposer("pld", [[7, 1, 4, 9]])], RASDConfig(overlap=False))
+    rasd.chain_s, rasd.chain_gain = 0.05, 0.3  # a gain dragged down by rejected chains: 0.3 x 0.1 < 0.05
+    full = []
+    for step in range(80):
+        rasd.propose(ctx)
+        if not rasd.drafter.capped:
+            full.append(step)
+    assert full == [4, 13, 30, 63]  # after 4, 8, 16 and 32 skips
+    rasd.chain_gain = 3.0  # the last probe found chains pay again: no skip, and the interval starts over
+    rasd.propose(ctx)
+    assert not rasd.drafter.capped and rasd.probe_after == 4
+    rasd.chain_gain = 0.3
+    caps = []
+    for _ in range(5):
+        rasd.propose(ctx)
+        caps.append(rasd.drafter.capped)
+    assert caps == [True] * 4 + [False]
+
+
 def test_skipping_the_chain_keeps_rasd_lossless_and_the_drafter_in_sync():
     """A fake clock makes every chain look expensive, so steps alternate between skipped and full chains;
     the drafter's cache must stay in step with the committed text through both."""

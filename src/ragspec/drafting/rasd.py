@@ -22,7 +22,10 @@ read the new tokens, stays in the tree) when retrieval already covers the step: 
 candidate's estimated first-token acceptance r1 leaves the chain an expected gain (1 - r1) x (tokens the
 chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
 time. While the text copies a source (code restating its prompt, a summary quoting its article) the
-drafter's forwards buy nothing that prompt lookup does not already offer.
+drafter's forwards buy nothing that prompt lookup does not already offer. A skipped chain teaches
+nothing about what chains gain, so after `probe_after` skips in a row the chain is drafted anyway, and
+that interval doubles (up to 32) while the probes confirm the skips, and starts over once a chain pays: a run of rejected chains that
+pulled the gain estimate down can no longer freeze it there and skip every chain after it.
 During such a copy (a source's candidate matched every token the last step emitted: a streak) the drafter
 can idle altogether: RASD first waits for retrieval (a millisecond), and if the best candidate's first-token
 acceptance r1, estimated without the drafter (by its rank and the streak), leaves the drafter's whole work
@@ -55,6 +58,7 @@ PRUNE_RULES = ("none", "topk", "threshold", "auto")
 _RETRIEVAL_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rasd-retrieval")  # one per process
 Q_BINS = np.array([0.01, 0.05, 0.15, 0.4])  # edges of the drafter-probability bins used for calibration
 RANK_BINS = 3  # without q1: bins by the candidate's rank within its source (0, 1, 2 or more), x streak or not
+PROBE_AFTER = (4, 32)  # a full chain after this many skipped ones in a row: first, and at most (doubling)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class RASDProposer:
         self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
         self.catch_up_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
         self.streak: dict[str, bool] = {}  # source -> its candidates matched all the last step emitted
+        self.skips_in_row, self.probe_after, self.probed = 0, PROBE_AFTER[0], False
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         self.streak = {}
@@ -223,11 +228,19 @@ class RASDProposer:
         return (1 - r1) * self.chain_gain * ctx.step_s >= cost
 
     def _skip_chain(self, ctx: DraftContext) -> bool:
-        """True when the chain's expected gain is worth less than its drafting time (module docstring)."""
+        """True when the chain's expected gain is worth less than its drafting time, except for a probe
+        chain after `probe_after` skips in a row (module docstring)."""
         if not self.config.skip:
             return False
         r1 = max((self.calibration.value(c.source, c.bin, 1) for c in self.candidates), default=0.0)
-        return not self._worth_drafting(ctx, r1, self.chain_s)
+        skip = not self._worth_drafting(ctx, r1, self.chain_s)
+        if not skip:  # chains pay again: the next run of skips is probed early
+            self.probe_after = PROBE_AFTER[0]
+        elif self.probed:  # the last chain was a probe, and the skips still hold
+            self.probe_after = min(2 * self.probe_after, PROBE_AFTER[1])
+        self.probed = skip and self.skips_in_row >= self.probe_after
+        self.skips_in_row = self.skips_in_row + 1 if skip and not self.probed else 0
+        return skip and not self.probed
 
     def _idle(self, ctx: DraftContext) -> bool:
         """True when the drafter's whole step (reading the new tokens, then its chain) is worth less than
