@@ -2,7 +2,8 @@
 # The commands behind docs/benchmarks.md, one section per figure group.
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
-#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy quick)
+#                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
+#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -171,6 +172,26 @@ rasd-idle() {  # the Qwen pair: RASD with the drafter idling in copy streaks aga
     $R bench speed --data $s --model $QT --drafter $QD \
       --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd:idle=0,rasd --limit 10 --max-new-tokens 64 \
       --json "$OUT/rasd-idle-qwen-$s.json"
+  done
+}
+
+rapid-8k() {  # SmolLM2 self-speculation at 8K tokens of context (documents topped up with --fill)
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-smollm2-8000.json"
+  $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,7500,8000}.json --out docs/img/rapid-speed-smollm2.png
+}
+
+identity-qwen-squad-longdoc() {  # 50-prompt identity of the Qwen pair on whole SQuAD articles (about 80 minutes)
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods greedy,pld,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/identity-qwen-squad-longdoc.json"
+}
+
+rasd-probe() {  # the Qwen pair: RASD with probe chains among skipped ones, against skip=0 and every single source
+  for s in mt_bench summarization; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd \
+      --limit 10 --max-new-tokens 64 --json "$OUT/rasd-probe-qwen-$s.json"
   done
 }
 
