@@ -233,7 +233,7 @@ def data_longdoc(
     limit: Annotated[int, typer.Option("--limit", help="Questions.")] = 200,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     max_articles: Annotated[int, typer.Option("--max-articles")] = 4,
-    fill: Annotated[bool, typer.Option("--fill", help="Take --max-articles articles and top each document up to --tokens (for speed benches at a given context length).")] = False,
+    fill: Annotated[bool, typer.Option("--fill", help="As many whole articles as fit (up to --max-articles), then top each document up to --tokens with part of one more (speed benches at a set context length).")] = False,
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD folder.")] = Path("data/squad"),
 ) -> None:
     """The long-document QA set for RAPID: each question's article alone or with 1-3 others."""

@@ -23,9 +23,9 @@ candidate's estimated first-token acceptance r1 leaves the chain an expected gai
 chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
 time. While the text copies a source (code restating its prompt, a summary quoting its article) the
 drafter's forwards buy nothing that prompt lookup does not already offer. A skipped chain teaches
-nothing about what chains gain, so after `probe_after` skips in a row the chain is drafted anyway, and
-that interval doubles (up to 32) while the probes confirm the skips, and starts over once a chain pays: a run of rejected chains that
-pulled the gain estimate down can no longer freeze it there and skip every chain after it.
+nothing about what chains gain, so after `probe_after` skips in a row the chain is drafted anyway; that
+interval doubles (up to 32) while the probes confirm the skips and starts over once a chain pays. A run
+of rejected chains that pulled the gain estimate down can no longer freeze it and skip every later chain.
 During such a copy (a source's candidate matched every token the last step emitted: a streak) the drafter
 can idle altogether: RASD first waits for retrieval (a millisecond), and if the best candidate's first-token
 acceptance r1, estimated without the drafter (by its rank and the streak), leaves the drafter's whole work
