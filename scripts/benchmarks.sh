@@ -3,7 +3,7 @@
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
-#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe quick)
+#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -192,6 +192,13 @@ rasd-probe() {  # the Qwen pair: RASD with probe chains among skipped ones, agai
   for s in mt_bench summarization; do
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd \
       --limit 10 --max-new-tokens 64 --json "$OUT/rasd-probe-qwen-$s.json"
+  done
+}
+
+rasd-conf() {  # the Qwen pair: chain time and gain per bin of the drafter's confidence
+  for s in mt_bench summarization humaneval; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd \
+      --limit 10 --max-new-tokens 64 --json "$OUT/rasd-conf-qwen-$s.json"
   done
 }
 
