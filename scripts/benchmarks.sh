@@ -3,7 +3,7 @@
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
-#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf quick)
+#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -199,6 +199,13 @@ rasd-conf() {  # the Qwen pair: chain time and gain per bin of the drafter's con
   for s in mt_bench summarization humaneval; do
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:skip=0,rasd \
       --limit 10 --max-new-tokens 64 --json "$OUT/rasd-conf-qwen-$s.json"
+  done
+}
+
+rasd-resume() {  # the Qwen pair: a chain's gain counted in steps at the rate retrieval resumes after a miss
+  for s in humaneval summarization mt_bench; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:resume=0,rasd \
+      --limit 10 --max-new-tokens 64 --json "$OUT/rasd-resume-qwen-$s.json"
   done
 }
 

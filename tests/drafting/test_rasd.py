@@ -213,6 +213,36 @@ def test_chain_time_and_gain_are_judged_at_the_drafter_s_confidence():
     assert hesitant.conf_bin == 1 and hesitant.chain_by_conf[1][1] == 1
 
 
+def test_chain_gain_counts_steps_at_the_rate_retrieval_resumes_after_a_miss():
+    """Without the chain's tokens the next step starts where this one stopped and retrieval emits its own
+    tokens there: the gain in steps is the chain's tokens over the tokens retrieval alone emits a step
+    outside a streak, learned in observe."""
+    ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
+    pld = FixedProposer("pld", [[7, 1, 4, 9]])
+    rasd, per_token = (RASDProposer(PeakedDrafter(), [pld], RASDConfig(overlap=False, resume=r)) for r in (True, False))
+    for p in (rasd, per_token):  # (1 - 0.6) x 3 tokens x 0.1 s = 0.12 s, against a 0.05 s chain
+        p.chain_s, p.chain_gain = 0.05, 3.0
+    rasd.propose(ctx)
+    assert not rasd.drafter.capped  # no rate learned yet: one step a token
+    # Outside a streak the target wrote retrieval's path and one more token: retrieval alone emits 5.
+    tree = rasd.propose(ctx)
+    rasd.observe(ctx, VerifyResult(tree, Acceptance(tuple(tree.paths()[0]), 5, False), torch.tensor([9]),
+                                   torch.zeros(5, 32)))
+    assert rasd.resume_rate == 5
+    rasd.streak = {}  # (judge the chain alone, not the idle rule)
+    rasd.chain_s, rasd.chain_gain, rasd.chain_by_conf = 0.05, 3.0, {}  # (the stub's chains take no time)
+    rasd.propose(ctx)  # 0.12 s / 5 = 0.024 s < 0.05 s: skipped
+    assert rasd.drafter.capped
+    per_token.resume_rate = 5
+    per_token.propose(ctx)  # resume=0 counts a step per token: drafted
+    assert not per_token.drafter.capped
+    # In a streak the rate is not learned (copying says nothing about resuming after a miss).
+    rasd.streak = {"pld": True}
+    tree = rasd.propose(ctx)
+    rasd.observe(ctx, VerifyResult(tree, Acceptance((), 1, False), torch.tensor([9]), torch.zeros(5, 32)))
+    assert rasd.resume_rate == 5
+
+
 def test_skipping_the_chain_keeps_rasd_lossless_and_the_drafter_in_sync():
     """A fake clock makes every chain look expensive, so steps alternate between skipped and full chains;
     the drafter's cache must stay in step with the committed text through both."""

@@ -17,24 +17,28 @@ Each step:
      so pruned branches are scored too and the estimate is not biased by pruning;
 4. the kept retrieval paths are inserted into the drafter's tree by longest prefix match (fusion), each
    node tagged with its sources, and the target verifies the fused tree in one pass.
-Beyond the paper, the drafter's chain is skipped (only its first token, free from the forward that
-read the new tokens, stays in the tree) when retrieval already covers the step: when the best retrieval
-candidate's estimated first-token acceptance r1 leaves the chain an expected gain (1 - r1) x (tokens the
-chain gets accepted, on average) x (a target step's time) smaller than the chain's measured drafting
-time. Both averages are kept per bin of the drafter's confidence in its first token (its top
-probability): a confident drafter's chain goes much further than a hesitant one's (SmolLM2 on mt_bench:
-0.96 tokens accepted below 0.4, 1.9-2.8 above), so one average skipped good chains along with bad ones;
-a bin with no measured chain yet uses the average over all chains. While the text copies a source (code restating its prompt, a summary quoting its article) the
-drafter's forwards buy nothing that prompt lookup does not already offer. A skipped chain teaches
-nothing about what chains gain, so after `probe_after` skips in a row the chain is drafted anyway; that
-interval doubles (up to 32) while the probes confirm the skips and starts over once a chain pays. A run
-of rejected chains that pulled the gain estimate down can no longer freeze it and skip every later chain.
-During such a copy (a source's candidate matched every token the last step emitted: a streak) the drafter
-can idle altogether: RASD first waits for retrieval (a millisecond), and if the best candidate's first-token
-acceptance r1, estimated without the drafter (by its rank and the streak), leaves the drafter's whole work
-- reading the new tokens plus its chain - more expensive than its expected gain, the drafter reads
-nothing this step. Its unread tokens wait for the next step it drafts, and reading several tokens in one
-forward costs little more than one (a step's weights are read once), so most of the catch-up is saved.
+Beyond the paper, the drafter works only where it pays (each rule measured in docs/benchmarks.md):
+- skip: the drafter's chain is skipped (only its first token, free from the forward that read the new
+  tokens, stays in the tree) when the best retrieval candidate's estimated first-token acceptance r1
+  leaves the chain an expected gain, (1 - r1) x (steps its accepted tokens save) x (a target step's
+  time), smaller than the chain's measured drafting time. While the text copies a source (code
+  restating its prompt, a summary quoting its article) the drafter buys little that PLD does not offer;
+- confidence: chain time and accepted tokens are averaged per bin of the drafter's top first-token
+  probability (a confident drafter's chain goes much further than a hesitant one's: SmolLM2 on mt_bench,
+  0.96 tokens below 0.4, 1.9-2.8 above), falling back to all chains' averages in an unmeasured bin;
+- resume: accepted chain tokens do not each save a target step. Without them the next step starts where
+  this one stopped and retrieval emits its own tokens there, so they count at the rate retrieval resumes
+  after a miss: the tokens retrieval alone emits a step (1 + its best candidate's matched prefix) outside
+  a streak. Near 1 in free text; several tokens in code that restates its prompt;
+- probes: a skipped chain teaches nothing about what chains gain, so after `probe_after` skips in a row
+  the chain is drafted anyway; the interval doubles (up to 32) while the probes confirm the skips and
+  starts over once a chain pays. An estimate pulled down by rejected chains can no longer freeze;
+- idle: during a copy (a source's candidate matched every token the last step emitted: a streak) RASD
+  first waits for retrieval (a millisecond), and if r1, estimated without the drafter (by rank and
+  streak), leaves the drafter's whole work - reading the new tokens plus its chain - more expensive than
+  its expected gain, the drafter reads nothing this step. Its unread tokens wait for the next step it
+  drafts, and reading several tokens in one forward costs little more than one (a step's weights are read
+  once), so most of the catch-up is saved.
 Without a drafter (a target too small for a smaller drafter to pay), steps 2-3 calibrate by rank instead.
 Acceptance goes through the engine's tree rules: no RASD-specific acceptance code.
 """
@@ -74,6 +78,7 @@ class RASDConfig:
     overlap: bool = True  # retrieval in a worker thread while the drafter runs
     skip: bool = True  # skip the drafter's chain when retrieval covers the step (module docstring)
     idle: bool = True  # in a streak, let the drafter read nothing when retrieval covers its whole step
+    resume: bool = True  # a chain's tokens save steps at the rate retrieval resumes after a miss (docstring)
 
     def __post_init__(self) -> None:
         if self.prune not in PRUNE_RULES:
@@ -160,6 +165,7 @@ class RASDProposer:
         self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
         self.chain_by_conf: dict[int, list[float | None]] = {}  # confidence bin -> [chain_s, chain_gain] EMAs
         self.conf_bin = 0  # this step's bin of the drafter's top first-token probability
+        self.resume_rate: float | None = None  # EMA: tokens retrieval alone emits a step outside a streak
         self.catch_up_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
         self.streak: dict[str, bool] = {}  # source -> its candidates matched all the last step emitted
         self.skips_in_row, self.probe_after, self.probed = 0, PROBE_AFTER[0], False
@@ -234,7 +240,8 @@ class RASDProposer:
         """Whether the chain's expected gain, (1 - r1) x `gain` x a target step's time, exceeds `cost`."""
         if cost is None or ctx.step_s <= 0 or gain is None:
             return True
-        return (1 - r1) * gain * ctx.step_s >= cost
+        steps = gain / max(1.0, self.resume_rate or 1.0) if self.config.resume else gain
+        return (1 - r1) * steps * ctx.step_s >= cost
 
     def _skip_chain(self, ctx: DraftContext) -> bool:
         """True when the chain's expected gain is worth less than its drafting time, except for a probe
@@ -305,17 +312,21 @@ class RASDProposer:
     def observe(self, ctx: DraftContext, result: VerifyResult) -> None:
         emitted = result.acceptance.output_tokens(result.tree)
         streak: dict[str, bool] = {}
+        best = 0  # the longest prefix any retrieval candidate matched: retrieval alone emits best + 1
         for cand in self.candidates:  # learn from every candidate, pruned or kept
             matched = 0
             for a, b in zip(cand.tokens, emitted):
                 if a != b:
                     break
                 matched += 1
+            best = max(best, matched)
             seen = min(len(cand.tokens), len(emitted))
             self.calibration.learn(cand.source, cand.bin, matched, seen)
             if cand.rank_bin != cand.bin:  # the idle rule's estimate, learned from the same trial
                 self.calibration.learn(cand.source, cand.rank_bin, matched, seen)
             streak[cand.source] = streak.get(cand.source, False) or 0 < seen == matched
+        if not any(self.streak.values()):  # outside a streak: how fast retrieval resumes after a miss
+            self.resume_rate = ema(self.resume_rate, 1 + min(best, len(emitted) - 1))
         self.streak = streak
         if self.drafter is not None and len(self.drafter_tree) and not self.drafter.capped:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]

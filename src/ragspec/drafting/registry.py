@@ -86,9 +86,10 @@ def method_options(name: str, casts: dict[str, Callable[[str], Any]]) -> dict[st
 def rasd_config(name: str) -> RASDConfig:
     """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
     fields_of = {"prune": "prune", "k": "top_k", "threshold": "threshold", "nodes": "max_retrieval_nodes",
-                 "overlap": "overlap", "skip": "skip", "idle": "idle"}
+                 "overlap": "overlap", "skip": "skip", "idle": "idle", "resume": "resume"}
     flag = lambda v: v not in ("0", "false")  # noqa: E731
-    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag, "idle": flag}
+    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag, "idle": flag,
+             "resume": flag}
     return RASDConfig(**{fields_of[k]: v for k, v in method_options(name, casts).items()})
 
 
