@@ -203,7 +203,7 @@ rasd-conf() {  # the Qwen pair: chain time and gain per bin of the drafter's con
 }
 
 rasd-resume() {  # the Qwen pair: a chain's gain counted in steps at the rate retrieval resumes after a miss
-  for s in humaneval summarization mt_bench; do
+  for s in humaneval summarization mt_bench rag; do
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd:resume=0,rasd \
       --limit 10 --max-new-tokens 64 --json "$OUT/rasd-resume-qwen-$s.json"
   done
