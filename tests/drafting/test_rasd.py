@@ -8,7 +8,7 @@ from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
-from ragspec.drafting.rasd import RASDConfig, RASDProposer, calibration_bin
+from ragspec.drafting.rasd import ChainStats, RASDConfig, RASDProposer, calibration_bin
 from ragspec.drafting.registry import SpecOptions, make_proposer, rasd_config
 from ragspec.engine import Engine, EngineConfig
 from ragspec.spec.acceptance import Acceptance
@@ -197,20 +197,20 @@ def test_chain_time_and_gain_are_judged_at_the_drafter_s_confidence():
     time and gain measured at this step's confidence bin, and all chains' averages where none is measured."""
     ctx = DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams(), min_node_value=0.05, step_s=0.1)
     pld = FixedProposer("pld", [[7, 1, 4, 9]])
-    by_conf = {1: [0.05, 0.5], 3: [0.05, 3.0]}  # q 0.4-0.7: 0.5 tokens a chain; q >= 0.9: 3 tokens
+    by_conf = {1: (0.05, 0.5), 3: (0.05, 3.0)}  # q 0.4-0.7: 0.5 tokens a chain; q >= 0.9: 3 tokens
     hesitant, confident = (RASDProposer(d, [pld], RASDConfig(overlap=False))
                            for d in (PeakedDrafter(), ConfidentDrafter()))
     for rasd in (hesitant, confident):  # r1 = 0.6 (prior for q1 >= 0.4) for both: (1 - 0.6) x gain x 0.1
-        rasd.chain_s, rasd.chain_gain, rasd.chain_by_conf = 0.05, 3.0, {k: list(v) for k, v in by_conf.items()}
+        rasd.chain_s, rasd.chain_gain, rasd.chain_by_conf = 0.05, 3.0, {k: ChainStats(*v) for k, v in by_conf.items()}
         rasd.propose(ctx)
     assert hesitant.drafter.capped and not confident.drafter.capped  # 0.02 < 0.05 < 0.12
-    hesitant.chain_by_conf = {3: [0.05, 3.0]}  # nothing measured at q 0.4-0.7: all chains' 3.0 tokens
+    hesitant.chain_by_conf = {3: ChainStats(0.05, 3.0)}  # nothing measured at q 0.4-0.7: all chains' 3.0 tokens
     hesitant.propose(ctx)
     assert not hesitant.drafter.capped
     # A full chain's outcome is learned in its own bin: the target took [7] and rejected 1.
     tree = hesitant.propose(ctx)
     hesitant.observe(ctx, VerifyResult(tree, Acceptance((0,), 4, False), torch.tensor([4]), torch.zeros(3, 32)))
-    assert hesitant.conf_bin == 1 and hesitant.chain_by_conf[1][1] == 1
+    assert hesitant.conf_bin == 1 and hesitant.chain_by_conf[1].gain == 1
 
 
 def test_chain_gain_counts_steps_at_the_rate_retrieval_resumes_after_a_miss():

@@ -115,6 +115,13 @@ def calibration_bin(q1: float | None, rank: int, streak: bool = False) -> int:
     return int(np.searchsorted(Q_BINS, q1, side="right"))
 
 
+@dataclass
+class ChainStats:
+    """EMAs of a full drafter chain: its drafting seconds and the tokens the target accepts from it."""
+    s: float | None = None
+    gain: float | None = None
+
+
 class _Calibration:
     """Per source: P(first token accepted | bin) and P(next token accepted | previous accepted)."""
 
@@ -163,7 +170,7 @@ class RASDProposer:
                        "idle_steps": 0}
         self.chain_s: float | None = None  # EMA: seconds of a full drafter chain
         self.chain_gain: float | None = None  # EMA: tokens the target accepts from a full chain
-        self.chain_by_conf: dict[int, list[float | None]] = {}  # confidence bin -> [chain_s, chain_gain] EMAs
+        self.chain_by_conf: dict[int, ChainStats] = {}  # drafter-confidence bin -> that bin's chains
         self.conf_bin = 0  # this step's bin of the drafter's top first-token probability
         self.resume_rate: float | None = None  # EMA: tokens retrieval alone emits a step outside a streak
         self.catch_up_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
@@ -215,8 +222,8 @@ class RASDProposer:
             self.timing["chain_skips"] += int(skip)
             if not self.drafter.capped:
                 self.chain_s = ema(self.chain_s, elapsed)
-                by_conf = self.chain_by_conf.setdefault(self.conf_bin, [None, None])
-                by_conf[0] = ema(by_conf[0], elapsed)
+                stats = self.chain_by_conf.setdefault(self.conf_bin, ChainStats())
+                stats.s = ema(stats.s, elapsed)
         builder = TreeBuilder(ctx.max_nodes)
         builder.merge(drafter_tree)
         for tokens, source in self._prune(ctx, q1):
@@ -249,10 +256,10 @@ class RASDProposer:
         if not self.config.skip:
             return False
         r1 = max((self.calibration.value(c.source, c.bin, 1) for c in self.candidates), default=0.0)
-        chain_s, gain = self.chain_by_conf.get(self.conf_bin, (None, None))
-        if chain_s is None or gain is None:  # no chain measured at this confidence yet: all chains'
-            chain_s, gain = self.chain_s, self.chain_gain
-        skip = not self._worth_drafting(ctx, r1, chain_s, gain)
+        stats = self.chain_by_conf.get(self.conf_bin, ChainStats())
+        if stats.s is None or stats.gain is None:  # no chain measured at this confidence yet: all chains'
+            stats = ChainStats(self.chain_s, self.chain_gain)
+        skip = not self._worth_drafting(ctx, r1, stats.s, stats.gain)
         if not skip:  # chains pay again: the next run of skips is probed early
             self.probe_after = PROBE_AFTER[0]
         elif self.probed:  # the last chain was a probe, and the skips still hold
@@ -332,8 +339,8 @@ class RASDProposer:
             accepted = [result.tree.token_ids[i] for i in result.acceptance.accepted]
             own = own_acceptance(self.drafter_tree, accepted, result.acceptance.next_token)
             self.chain_gain = ema(self.chain_gain, len(own.accepted))
-            by_conf = self.chain_by_conf.setdefault(self.conf_bin, [None, None])
-            by_conf[1] = ema(by_conf[1], len(own.accepted))
+            stats = self.chain_by_conf.setdefault(self.conf_bin, ChainStats())
+            stats.gain = ema(stats.gain, len(own.accepted))
         parts = [(self.drafter, self.drafter_tree)] if self.drafter is not None else []
         parts += [(p, tree) for p, (_, tree) in zip(self.retrieval, self.retrieval_trees)]
         observe_parts(ctx, result, parts)
