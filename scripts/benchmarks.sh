@@ -3,7 +3,7 @@
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
-#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume quick)
+#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -244,6 +244,13 @@ rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/be
     --limit 8 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
   $R eval "$OUT/longdoc-smollm2-7500" --method rapid --eta 10,40 --residual rapid --model $SMOL --drafter $SMOL \
     --limit 50 --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2-residual-rapid.json"
+}
+
+ceiling() {  # copy-draft ceilings against measured pld and rasd (retrieval alone), SmolLM2, 3 sets
+  for s in rag summarization squad-longdoc; do
+    $R bench ceiling --data $s --model $SMOL --methods hf-greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/ceiling-smollm2-$s.json"
+  done
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)

@@ -22,7 +22,7 @@ def _models() -> BenchModels:
 def test_speed_report_rows_and_identity():
     seen = []
     result = run_speed(_models(), "qa", ["hf-greedy", "greedy", "pld", "draft", "pld+draft"], limit=3,
-                       max_new_tokens=24, on_prompt=lambda i, pid, outs: seen.append((i, pid, outs)))
+                       max_new_tokens=24, on_prompt=lambda i, pid, outs, ids: seen.append((i, pid, outs)))
     assert [i for i, _, _ in seen] == [0, 1, 2] and result["num_prompts"] == 3
     assert result["set"] == "qa" and result["model"] == "tiny-target" and result["drafter"] == "tiny-drafter"
     rows = {r["method"]: r for r in result["rows"]}

@@ -80,13 +80,52 @@ def speed(
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
     models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
     result = run_speed(models, data, chosen, limit, max_new_tokens,
-                       on_prompt=lambda i, pid, _: err.print(f"[dim]prompt {i + 1} ({pid}) done[/]", highlight=False))
+                       on_prompt=_progress)
     write_json(json_out, result)
     _print_speed(result)
     if plot is not None:
         from ragspec.bench.plots import speed_plot
 
         speed_plot(result, plot)
+
+
+def _progress(i: int, pid: str, outputs: dict, ids: list[int]) -> None:
+    err.print(f"[dim]prompt {i + 1} ({pid}) done[/]", highlight=False)
+
+
+@app.command("ceiling")
+@user_errors
+def ceiling(
+    data: Annotated[str, typer.Option("--data", help="Prompt set, as for bench speed.")],
+    model: Annotated[str, typer.Option("--model", help="Target model.")] = "smollm2-135m",
+    methods: Annotated[str, typer.Option("--methods", help="Measured methods beside greedy.")] = "hf-greedy,pld",
+    limit: Annotated[int, typer.Option("--limit", help="Prompts.")] = 10,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    depth: Annotated[int, typer.Option("--depth", help="Longest draft the oracles may propose.")] = 8,
+    datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
+) -> None:
+    """The most drafts copied from the prompt, the output or a datastore could gain here (an upper bound)."""
+    from ragspec.bench.ceiling import run_ceiling
+
+    if not 1 <= depth <= 15:
+        raise ValueError(f"--depth must be 1-15 (REST matches at most 16 tokens), got {depth}")
+    chosen = split_methods(methods)
+    if any("draft" in m or m == "hf-assisted" or m.startswith("rapid") for m in chosen):
+        raise ValueError("bench ceiling bounds copy-based drafts: measure drafter methods with bench speed")
+    models = _load_models(model, None, data, datastore, "auto", False)
+    result = run_ceiling(models, data, chosen, limit, max_new_tokens, depth, on_prompt=_progress)
+    write_json(json_out, result)
+    _print_speed(result)
+    c = result["ceiling"]
+    table = Table(title=f"copy-draft ceilings (depth {c['depth']}, costs at {c['context']} tokens of context)")
+    for col in ("oracle", "tok/s", "x greedy", "x hf-greedy", "tokens/step"):
+        table.add_column(col, justify="right")
+    fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
+    for name, o in c["oracles"].items():
+        table.add_row(name, fmt(o["tokens_per_s"], "{:.1f}"), fmt(o["speedup_vs_greedy"]),
+                      fmt(o["speedup_vs_hf_greedy"]), fmt(o["tokens_per_step"]))
+    out.print(table)
 
 
 def split_methods(text: str) -> list[str]:

@@ -87,8 +87,9 @@ class BenchModels:
 
 def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
               engine_config: EngineConfig | None = None, options: SpecOptions | None = None,
-              on_prompt: Callable[[int, str, dict], None] | None = None) -> dict:
-    """Run every method on the first `limit` prompts of the set that fit the context; return the JSON object."""
+              on_prompt: Callable[[int, str, dict, list[int]], None] | None = None) -> dict:
+    """Run every method on the first `limit` prompts of the set that fit the context; return the JSON object.
+    `on_prompt(i, prompt id, {method: new token ids}, prompt ids)` is called after each prompt."""
     for m in methods:
         if not is_ragspec(m) and m not in HF_METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(DEFAULT_METHODS)} or other '+' joins")
@@ -150,7 +151,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 for key, value in getattr(proposer, "timing", {}).items():
                     r.timing[key] = r.timing.get(key, 0) + value
         if on_prompt is not None:
-            on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods})
+            on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods}, ids)
     return _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
 
 
