@@ -266,16 +266,23 @@ def evaluate(
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
     budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Long-document sets: keep the rows already in the --json file's .rows.jsonl and ask only the other questions.")] = False,
 ) -> None:
-    """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s."""
+    """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s.
+
+    On a long-document set, --drafter takes several models (comma-separated, e.g. the target itself and a
+    larger one for self and upward RAPID): they share each question's target prefill."""
     from ragspec.eval.longdoc import is_longdoc
     from ragspec.eval.runner import NEEDS_STORE, run_eval
     from ragspec.eval.stores import eval_store
 
     if is_longdoc(data_dir):
         _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
-                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, drafter_quant)
+                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, drafter_quant,
+                      resume)
         return
+    if resume:
+        raise ValueError("--resume works on long-document sets (ragspec data longdoc)")
 
     store_dir = None
     if method in NEEDS_STORE:
@@ -295,13 +302,15 @@ def evaluate(
     out.print_json(json.dumps(result["summary"]))
 
 
-def _row_log(json_out: Optional[Path]):
-    """Appends each scored row to JSON_OUT's `.rows.jsonl` as it comes, so a long run cut short keeps its rows."""
+def _row_log(json_out: Optional[Path], append: bool = False):
+    """Appends each scored row to JSON_OUT's `.rows.jsonl` as it comes, so a long run cut short keeps its rows
+    (and `--resume` can pick them up)."""
     if json_out is None:
         return lambda row: None
     path = json_out.with_suffix(".rows.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
+    if not append:
+        path.write_text("")
 
     def keep(row: dict) -> None:
         with path.open("a", encoding="utf-8") as f:
@@ -309,15 +318,37 @@ def _row_log(json_out: Optional[Path]):
     return keep
 
 
+def _done_rows(json_out: Optional[Path]) -> list[dict]:
+    """The rows an earlier run wrote to JSON_OUT's `.rows.jsonl` (a torn last line is dropped)."""
+    if json_out is None:
+        raise ValueError("--resume needs --json (its .rows.jsonl holds the rows already scored)")
+    path = json_out.with_suffix(".rows.jsonl")
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # the run was cut while writing this line
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
-                  gamma, residual, chunk_size, budget, drafter_quant) -> None:
+                  gamma, residual, chunk_size, budget, drafter_quant, resume) -> None:
     from ragspec.eval.longdoc import run_longdoc
-    from ragspec.methods.rapid import RapidConfig
+    from ragspec.methods.rapid import Rapid, RapidConfig
+    from ragspec.models.loader import load_causal_lm
+    from ragspec.retrieval.embedder import default_embedder
 
     config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
                          budget=budget, max_new_tokens=max_new_tokens)
-    rapid = _rapid(model, drafter, backend, drafter_quant, config)
-    done, keep = [0], _row_log(json_out)
+    drafters = [d.strip() for d in (drafter or model).split(",") if d.strip()]
+    target, embedder = load_causal_lm(model, backend), default_embedder()
+    rapids = [Rapid(target, _drafter(target, model, d, backend, drafter_quant), embedder, config) for d in drafters]
+    previous = _done_rows(json_out) if resume else []
+    if previous:
+        err.print(f"[dim]resuming: {len(previous)} questions already scored[/]", highlight=False)
+    done, keep = [0], _row_log(json_out, append=resume)
 
     def progress(row: dict) -> None:
         done[0] += 1
@@ -325,10 +356,11 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
         parts = " ".join(f"{k}={v['f1']:.2f}" for k, v in row["results"].items())
         err.print(f"[dim]{done[0]:4d} {row['doc_tokens']} tok  f1 {parts}[/]", highlight=False)
 
-    result = run_longdoc(rapid, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
-                         {"model": model, "drafter": drafter or model, "drafter_quant": drafter_quant,
+    result = run_longdoc(rapids, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
+                         {"model": model, "drafter": ",".join(drafters), "drafter_quant": drafter_quant,
                           "data": str(data_dir), "alpha": alpha,
-                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget})
+                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget},
+                         done=previous)
     bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["methods"]))
 

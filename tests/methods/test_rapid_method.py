@@ -108,3 +108,59 @@ def test_rapid_config_from_a_method_name():
     assert cfg.prompt_key == rapid_config("rapid:eta=40", max_new_tokens=7, gamma=6).prompt_key
     with pytest.raises(ValueError, match="bad rapid option 'depth=3'"):
         rapid_config("rapid:depth=3")
+
+
+def _two_question_set(tmp_path):
+    (tmp_path / "documents.jsonl").write_text(json.dumps({"id": "d", "text": DOC, "titles": ["F"], "num_tokens": 900,
+                                                          "truncated": False}) + "\n")
+    (tmp_path / "questions.jsonl").write_text("".join(
+        json.dumps({"id": f"q{i}", "question": f"Code word of room {i}?", "answers": [f"w{i * 7 % 13}"],
+                    "doc_id": "d"}) + "\n" for i in (5, 21)))
+
+
+def test_self_and_upward_drafters_share_one_target_prefill(tmp_path):
+    _two_question_set(tmp_path)
+    target = tiny_chat_lm("llama", max_pos=8192)
+    config = RapidConfig(chunk_size=64, budget=200, max_new_tokens=12)
+    rapids = [Rapid(target, tiny_chat_lm("llama", seed=3, max_pos=8192), HashEmbedder(64), config),
+              Rapid(target, tiny_chat_lm("llama", seed=5, max_pos=8192, layers=4), HashEmbedder(64), config)]
+    result = run_longdoc(rapids, tmp_path, ["lc", "rag", "rapid"], [0.0, 20.0], None)
+    assert list(result["methods"]) == ["lc", "rag[tiny-llama-1]", "rapid[tiny-llama-1]@eta=0",
+                                       "rapid[tiny-llama-1]@eta=20", "rag[tiny-llama-2]",
+                                       "rapid[tiny-llama-2]@eta=0", "rapid[tiny-llama-2]@eta=20"]
+    for row in result["rows"]:  # eta 0 reproduces LC with either drafter
+        r = row["results"]
+        assert r["lc"]["prediction"] == r["rapid[tiny-llama-1]@eta=0"]["prediction"] == \
+            r["rapid[tiny-llama-2]@eta=0"]["prediction"]
+    # the second question's target prefill reused the document's rows of the first
+    assert rapids[0]._prefix["target"].reused > 0 and rapids[1]._prefix["target"].reused == 0
+
+
+def test_a_resumed_run_asks_only_the_missing_questions_and_scores_all(tmp_path):
+    _two_question_set(tmp_path)
+    full = run_longdoc(_rapid(), tmp_path, ["lc", "rapid"], [10.0], None)
+    first = run_longdoc(_rapid(), tmp_path, ["lc", "rapid"], [10.0], 1)
+    asked = []
+    resumed = run_longdoc(_rapid(), tmp_path, ["lc", "rapid"], [10.0], None, on_row=asked.append,
+                          done=first["rows"] + [{"id": "q21", "results": {"lc": {}}}])  # an incomplete row
+    assert [r["id"] for r in asked] == ["q21"] and len(resumed["rows"]) == 2
+    for m in full["methods"]:  # the summaries count the kept row and the new one as a full run does
+        for k in ("n", "em", "f1", "mean_acceptance_length", "acceptance_rate"):
+            assert resumed["methods"][m][k] == full["methods"][m][k], (m, k)
+
+
+def test_prefix_cache_reuses_the_common_prefix_and_matches_a_fresh_prefill():
+    import torch
+
+    from ragspec.prefix import PrefixCache
+
+    lm = tiny_chat_lm("llama", max_pos=8192)
+    ids = lm.tokenizer(DOC[:600])["input_ids"]
+    a, b = ids + lm.tokenizer(" first?")["input_ids"], ids + lm.tokenizer(" second one?")["input_ids"]
+    cache = PrefixCache(lm)
+    cache.prefill(a, 4)
+    kept = cache.prefill(b, 4)
+    assert cache.reused == len(ids) + 1  # " first?" and " second one?" share their leading space
+    fresh = PrefixCache(lm).prefill(b, 4)
+    nxt = torch.tensor([5])
+    torch.testing.assert_close(lm.forward(kept.copy(2), nxt), lm.forward(fresh.copy(2), nxt), rtol=0, atol=1e-5)

@@ -129,48 +129,63 @@ def load_longdoc(data_dir: str | Path) -> tuple[list[dict], dict[str, dict]]:
 
 
 def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[float], limit: int | None,
-                on_row: Callable[[dict], None] | None = None, extra: dict | None = None) -> dict:
+                on_row: Callable[[dict], None] | None = None, extra: dict | None = None,
+                done: list[dict] | None = None) -> dict:
     """Evaluate `lc` (target on the whole document), `rag` (drafter on retrieved chunks) and `rapid` (one
-    run per eta) on the set. One target prefill per question is shared by lc and every eta."""
-    from ragspec.metrics import SpecStats
+    run per eta) on the set.
 
+    `rapid` is one `Rapid` or a list of them sharing one target (self and upward speculation in one run):
+    with several, each drafter's results are named `rag[NAME]` and `rapid[NAME]@eta=X`. One target prefill
+    per question serves lc, every drafter and every eta, and questions on the same document are taken
+    together so that the next prefill reuses the document's rows (`ragspec.prefix`). `done`: rows of an
+    earlier run of the same settings (its `.rows.jsonl`); their questions are not asked again and count in
+    the summaries."""
     unknown = set(methods) - {"lc", "rag", "rapid"}
     if unknown:
         raise ValueError(f"long-document methods are lc, rag and rapid; got {', '.join(sorted(unknown))}")
+    rapids = list(rapid) if isinstance(rapid, (list, tuple)) else [rapid]
+    if any(r.target is not rapids[0].target for r in rapids):
+        raise ValueError("the RAPID runs of one evaluation must share one target model")
+    labels = [r.drafter.info.name.split()[0] for r in rapids]
+    if len(set(labels)) < len(labels):  # the same drafter twice (say, int8 and float32): number them
+        labels = [f"{label}-{i + 1}" for i, label in enumerate(labels)]
+    labels = [f"[{label}]" if len(rapids) > 1 else "" for label in labels]
+    names = ["lc"] if "lc" in methods else []
+    for label in labels:
+        names += [f"rag{label}"] if "rag" in methods else []
+        names += [f"rapid{label}@eta={e:g}" for e in etas] if "rapid" in methods else []
     questions, docs = load_longdoc(data_dir)
     questions = questions[:limit] if limit else questions
-    names = ([m for m in methods if m != "rapid"] + [f"rapid@eta={e:g}" for e in etas] if "rapid" in methods
-             else list(methods))
-    scores: dict[str, list[dict]] = {n: [] for n in names}
-    stats: dict[str, SpecStats] = {n: SpecStats() for n in names}
-    rows = []
+    order = {d: i for i, d in reversed(list(enumerate(q["doc_id"] for q in questions)))}
+    questions.sort(key=lambda q: order[q["doc_id"]])  # stable: one document's questions in a row
+    wanted = {q["id"] for q in questions}
+    rows = list({r["id"]: r for r in done or [] if r["id"] in wanted and set(names) <= set(r["results"])}.values())
+    asked = {r["id"] for r in rows}
     for q in questions:
+        if q["id"] in asked:
+            continue
         doc = docs[q["doc_id"]]
-        prompts = rapid.prompts(q["question"], doc["text"])
-        cache = rapid.prefill_target(prompts) if {"lc", "rapid"} & set(methods) else None
-        draft_cache = rapid.prefill_drafter(prompts) if {"rag", "rapid"} & set(methods) else None
+        prompts = [r.prompts(q["question"], doc["text"]) for r in rapids]
+        if any(p.target_ids != prompts[0].target_ids for p in prompts):
+            raise ValueError("the RAPID runs of one evaluation must build the same target prompt")
+        cache = rapids[0].prefill_target(prompts[0]) if {"lc", "rapid"} & set(methods) else None
         row = {"id": q["id"], "question": q["question"], "answers": q["answers"], "doc_tokens": doc["num_tokens"],
-               "doc_truncated": doc["truncated"], "prompt_truncated": prompts.target_truncated,
-               "drafter_context_tokens": len(prompts.drafter_ids), "results": {}}
-        for name in names:
-            if name == "lc":
-                ans = rapid.lc_answer(q["question"], prompts, target_cache=cache)
-            elif name == "rag":
-                ans = rapid.rag_answer(q["question"], prompts, drafter_cache=draft_cache)
-            else:
-                ans = rapid.answer(q["question"], doc["text"], eta=float(name.split("=")[1]), prompts=prompts,
-                                   target_cache=cache, drafter_cache=draft_cache)
-            result = {"prediction": ans.answer, "em": exact_match(ans.answer, q["answers"]),
-                      "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
-                      "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
-                      "mean_acceptance_length": round(ans.stats.mean_acceptance_length, 3)}
-            row["results"][name] = result
-            scores[name].append(result)
-            stats[name].add(ans.stats)
+               "doc_truncated": doc["truncated"], "prompt_truncated": prompts[0].target_truncated,
+               "drafter_context_tokens": len(prompts[0].drafter_ids), "results": {}}
+        if "lc" in methods:
+            row["results"]["lc"] = _result(rapids[0].lc_answer(q["question"], prompts[0], target_cache=cache), q)
+        for r, p, label in zip(rapids, prompts, labels):
+            draft_cache = r.prefill_drafter(p) if {"rag", "rapid"} & set(methods) else None
+            if "rag" in methods:
+                row["results"][f"rag{label}"] = _result(r.rag_answer(q["question"], p, drafter_cache=draft_cache), q)
+            for e in etas if "rapid" in methods else []:
+                ans = r.answer(q["question"], doc["text"], eta=e, prompts=p, target_cache=cache,
+                               drafter_cache=draft_cache)
+                row["results"][f"rapid{label}@eta={e:g}"] = _result(ans, q)
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    summaries = {n: _summary(n, scores[n], stats[n]) for n in names}
+    summaries = {n: _summary(n, [r["results"][n] for r in rows]) for n in names}
     first = summaries[names[-1]]
     return {"summary": {**first, **(extra or {}), "questions": len(rows),
                         "doc_tokens_mean": round(statistics.fmean(r["doc_tokens"] for r in rows), 1) if rows else 0,
@@ -178,13 +193,26 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
             "methods": summaries, "rows": rows}
 
 
-def _summary(name: str, results: list[dict], stats) -> dict:
+def _result(ans, q: dict) -> dict:
+    """One method's answer to one question, scored, with the counters the summary adds up."""
+    st = ans.stats
+    return {"prediction": ans.answer, "em": exact_match(ans.answer, q["answers"]),
+            "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
+            "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
+            "mean_acceptance_length": round(st.mean_acceptance_length, 3),
+            "decode_s": round(st.total_s - st.ttft_s, 4), "num_drafts": st.num_drafts,
+            "num_draft_tokens": st.num_draft_tokens, "num_accepted_tokens": st.num_accepted_tokens}
+
+
+def _summary(name: str, results: list[dict]) -> dict:
     mean = lambda xs: statistics.fmean(xs) if xs else 0.0  # noqa: E731
-    decode_s = stats.total_s - stats.ttft_s
+    total = lambda key: sum(r.get(key, 0) for r in results)  # noqa: E731
+    decode_s, drafts, drafted, accepted = (total(k) for k in ("decode_s", "num_drafts", "num_draft_tokens",
+                                                               "num_accepted_tokens"))
     decode_tokens = sum(max(0, r["new_tokens"] - 1) for r in results)
     return {"method": name, "n": len(results), "em": round(100 * mean([r["em"] for r in results]), 2),
             "f1": round(100 * mean([r["f1"] for r in results]), 2),
             "latency_s": round(mean([r["latency_s"] for r in results]), 3),
             "tokens_per_s": round(decode_tokens / decode_s, 3) if decode_s > 0 else 0.0,
-            "mean_acceptance_length": round(stats.mean_acceptance_length, 3),
-            "acceptance_rate": round(stats.acceptance_rate, 4)}
+            "mean_acceptance_length": round(1 + accepted / drafts, 3) if drafts else 1.0,
+            "acceptance_rate": round(accepted / drafted, 4) if drafted else 0.0}

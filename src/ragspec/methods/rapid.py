@@ -22,8 +22,9 @@ from dataclasses import dataclass, fields
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.registry import method_options
-from ragspec.engine import Engine, EngineConfig, prefill
+from ragspec.engine import Engine, EngineConfig
 from ragspec.models.base import CausalLM, KVCache
+from ragspec.prefix import PrefixCache
 from ragspec.rag.answer import Answer, answer_from
 from ragspec.rag.prompt import lc_prompt
 from ragspec.retrieval.document import DocumentIndex
@@ -84,6 +85,8 @@ class Rapid:
             raise ValueError("RAPID needs a drafter with the target's tokenizer (same vocabulary)")
         self.target, self.drafter, self.embedder = target, drafter, embedder
         self.config = config or RapidConfig()
+        # Questions on one document share its tokens: each model's next prefill reuses the common prefix.
+        self._prefix = {"target": PrefixCache(target), "drafter": PrefixCache(drafter)}
 
     def _room(self, lm: CausalLM) -> int:
         return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.gamma - 2
@@ -127,15 +130,14 @@ class Rapid:
                            [], len(prompts.target_ids), prompts.retrieval_s, gen, prompts.target_truncated, start)
 
     def prefill_target(self, prompts: RapidPrompts) -> KVCache:
-        return self._prefill(self.target, prompts.target_ids)
+        """The target's cache of its prompt minus the last token (shared: `answer` and `lc_answer` copy it)."""
+        return self._prefix["target"].prefill(prompts.target_ids[:-1], self._room_after())
 
     def prefill_drafter(self, prompts: RapidPrompts) -> KVCache:
-        return self._prefill(self.drafter, prompts.drafter_ids)
+        return self._prefix["drafter"].prefill(prompts.drafter_ids[:-1], self._room_after())
 
-    def _prefill(self, lm: CausalLM, ids: list[int]) -> KVCache:
-        cache = lm.new_cache(len(ids) + self.config.max_new_tokens + self.config.gamma + 2)
-        prefill(lm, cache, ids[:-1])
-        return cache
+    def _room_after(self) -> int:
+        return self.config.max_new_tokens + self.config.gamma + 2
 
     def lc_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,
                   target_cache: KVCache | None = None) -> Answer:
