@@ -54,3 +54,10 @@ def test_ceiling_report_on_tiny_models():
     # nested oracles: more sources or no key can only shorten the schedule
     assert copy["speedup_vs_greedy"] >= lookup["speedup_vs_greedy"] >= context["speedup_vs_greedy"] > 0
     assert context["tokens_per_step"] >= 1.0 and copy["speedup_vs_hf_greedy"] is not None
+
+
+def test_costs_are_made_monotone_by_lowering_noisy_points():
+    from ragspec.bench.ceiling import monotone
+
+    assert monotone([1.0, 1.3, 1.2, 1.5]) == [1.0, 1.2, 1.2, 1.5]
+    assert monotone([1.0, 0.96, 1.3]) == [0.96, 0.96, 1.3]

@@ -91,10 +91,23 @@ def fastest_schedule(lengths: list[int], cost: list[float]) -> Schedule:
     return Schedule(steps[0], best[0])
 
 
-def relative_costs(lm, context: int, depth: int, reps: int = 5) -> list[float]:
-    """[0, 1, c2, ..., c_{depth+1}]: a forward over k tokens at `context` in units of a decode step."""
+def relative_costs(lm, context: int, depth: int, reps: int = 9) -> list[float]:
+    """[0, 1, c2, ..., c_{depth+1}]: a forward over k tokens at `context` in units of a decode step.
+
+    Timing noise can make a larger forward measure cheaper than a smaller one; each cost is lowered to the
+    cheapest larger forward (a forward cannot really cost less with more tokens), which can only raise
+    the ceiling, so it stays an upper bound; and none is below one decode step."""
     rows = verify_curve(lm, [context], list(range(1, depth + 2)), reps)
-    return [0.0] + [r["ratio_to_decode"] for r in rows]
+    return [0.0] + [max(1.0, c) for c in monotone([r["ratio_to_decode"] for r in rows])]
+
+
+def monotone(costs: list[float]) -> list[float]:
+    """Each cost lowered to the least cost at or after it: [1, 1.3, 1.2, 1.5] -> [1, 1.2, 1.2, 1.5]."""
+    out, low = list(costs), float("inf")
+    for i in range(len(out) - 1, -1, -1):
+        low = min(low, out[i])
+        out[i] = low
+    return out
 
 
 def ceilings(prompts: list[list[int]], outputs: list[list[int]], cost: list[float], depth: int,
@@ -113,7 +126,7 @@ def ceilings(prompts: list[list[int]], outputs: list[list[int]], cost: list[floa
 
 
 def run_ceiling(models, set_name: str, methods: list[str], limit: int, max_new_tokens: int, depth: int = 8,
-                reps: int = 5, on_prompt=None) -> dict:
+                reps: int = 9, on_prompt=None) -> dict:
     """`bench speed` with `methods` (greedy always runs: its tokens are the oracles' target), then each
     oracle's ceiling in the same run's units: tokens/s, x ragspec greedy and x `hf-greedy`."""
     from ragspec.bench.speed import run_speed
