@@ -335,6 +335,8 @@ def _done_rows(json_out: Optional[Path]) -> list[dict]:
 
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
                   gamma, residual, chunk_size, budget, drafter_quant, resume) -> None:
+    from rich.markup import escape
+
     from ragspec.eval.longdoc import run_longdoc
     from ragspec.methods.rapid import Rapid, RapidConfig
     from ragspec.models.loader import load_causal_lm
@@ -353,7 +355,7 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     def progress(row: dict) -> None:
         done[0] += 1
         keep(row)
-        parts = " ".join(f"{k}={v['f1']:.2f}" for k, v in row["results"].items())
+        parts = escape(" ".join(f"{k}={v['f1']:.2f}" for k, v in row["results"].items()))  # [drafter] is no markup
         err.print(f"[dim]{done[0]:4d} {row['doc_tokens']} tok  f1 {parts}[/]", highlight=False)
 
     result = run_longdoc(rapids, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
