@@ -3,7 +3,7 @@
 #   bash scripts/benchmarks.sh SECTION...      (sections: foundation verify smol-speed rasd-smol rapid-smol
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
-#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling quick)
+#                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
 # `ragspec models pull qwen2.5-coder-1.5b` for the Qwen sections.
@@ -251,6 +251,27 @@ ceiling() {  # copy-draft ceilings against measured pld and rasd (retrieval alon
     $R bench ceiling --data $s --model $SMOL --methods hf-greedy,pld,rasd --limit 10 --max-new-tokens 128 \
       --json "$OUT/ceiling-smollm2-$s.json"
   done
+}
+
+rapid-qwen() {  # RAPID quality, Qwen 0.5B target: self (0.5B drafter) and upward (1.5B drafter), 200 questions
+  # about 3.5 hours on 2 cores; --resume continues a run cut short from its .rows.jsonl
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R eval "$OUT/longdoc-qwen-16000" --method lc,rag,rapid --eta 0,5,10,20,40 --model $QD --drafter $QD,$QT \
+    --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-200.json" --resume
+}
+
+rapid-qwen-speed() {  # RAPID speed, Qwen 0.5B self-speculation at 16K tokens (6 prompts, then 12 without hf-assisted)
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,rapid:eta=0,rapid:eta=10,rapid:eta=20 --limit 6 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-qwen05-16000-6.json"
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 12 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-qwen05-16000-12.json"
+  $R data longdoc --out "$OUT/longdoc-qwen-32000" --tokens 32000 --limit 20 --model $QD --max-articles 8 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-32000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-qwen05-32000.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
