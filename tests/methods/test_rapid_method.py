@@ -164,3 +164,19 @@ def test_prefix_cache_reuses_the_common_prefix_and_matches_a_fresh_prefill():
     fresh = PrefixCache(lm).prefill(b, 4)
     nxt = torch.tensor([5])
     torch.testing.assert_close(lm.forward(kept.copy(2), nxt), lm.forward(fresh.copy(2), nxt), rtol=0, atol=1e-5)
+
+
+def test_resume_reads_the_rows_log_and_drops_a_torn_last_line(tmp_path):
+    from ragspec.cli import _done_rows, _row_log
+
+    out = tmp_path / "run.json"
+    keep = _row_log(out)
+    keep({"id": "q1", "results": {}})
+    keep({"id": "q2", "results": {}})
+    with out.with_suffix(".rows.jsonl").open("a") as f:
+        f.write('{"id": "q3", "resu')  # the run was killed mid-write
+    assert [r["id"] for r in _done_rows(out)] == ["q1", "q2"]
+    _row_log(out, append=True)({"id": "q3", "results": {}})  # resuming appends after the kept rows
+    assert [r["id"] for r in _done_rows(out)] == ["q1", "q2", "q3"]
+    with pytest.raises(ValueError, match="--resume needs --json"):
+        _done_rows(None)
