@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragspec.bench.verify import verify_curve
+from ragspec.drafting.datastore import DEPTH
 
 ORACLES = {"copy": (False, True), "lookup": (True, True), "lookup:context": (True, False)}  # (keyed, datastore)
 
@@ -55,11 +56,7 @@ def copy_lengths(prompt_ids: list[int], output: list[int], depth: int, keyed: bo
 
 
 def _in_datastore(datastore, pattern: list[int]) -> bool:
-    if datastore is None:
-        return False
-    from ragspec.drafting.datastore import DEPTH
-
-    if len(pattern) > DEPTH:
+    if datastore is None or len(pattern) > DEPTH:
         return False
     parts = getattr(datastore, "parts", [datastore])  # a DatastoreUnion or one TokenDatastore
     arr = np.asarray(pattern, dtype=np.int64)
@@ -70,9 +67,6 @@ def _in_datastore(datastore, pattern: list[int]) -> bool:
 class Schedule:
     steps: int  # verification forwards
     cost: float  # sum of their costs, in decode steps
-
-    def tokens_per_step(self, tokens: int) -> float:
-        return tokens / self.steps if self.steps else 0.0
 
 
 def fastest_schedule(lengths: list[int], cost: list[float]) -> Schedule:
