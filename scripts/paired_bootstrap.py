@@ -1,6 +1,7 @@
 """Paired bootstrap of F1 differences against a baseline method, from a long-document `ragspec eval --json` file.
 
     python scripts/paired_bootstrap.py bench-out/rapid-eval-smollm2-200.json [--base lc] [--resamples 2000]
+    python scripts/paired_bootstrap.py docs/results/rapid-eval-qwen-200.rows.jsonl   # a run's rows log
 
 Prints, per method, the mean F1 difference to the baseline over the same questions and its 95% interval
 (resampling questions with replacement, seed 0), in F1 points.
@@ -20,7 +21,8 @@ def main() -> None:
     ap.add_argument("--base", default="lc")
     ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args()
-    rows = json.load(open(args.file, encoding="utf-8"))["rows"]
+    with open(args.file, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f] if args.file.endswith(".jsonl") else json.load(f)["rows"]
     rng = random.Random(0)
     for method in rows[0]["results"]:
         if method == args.base:
