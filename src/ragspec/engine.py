@@ -175,6 +175,7 @@ class Engine:
             generated.extend(new)
             if generated and not stats.ttft_s:
                 stats.ttft_s = time.perf_counter() - start
+                stats.ttft_tokens = len(new)
             if new:
                 yield new
             if finish or len(generated) >= max_new_tokens:

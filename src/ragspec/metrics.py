@@ -41,6 +41,7 @@ class SpecStats:
     verify_s: float = 0.0
     total_s: float = 0.0
     ttft_s: float = 0.0
+    ttft_tokens: int = 0  # tokens returned by the step that returned the first one (may be a whole draft)
     num_plain_fallback_steps: int = 0  # steps where the controller chose not to draft
 
     def observe(self, tree: TokenTree, acceptance: Acceptance, emitted: int) -> None:
@@ -66,7 +67,8 @@ class SpecStats:
     def add(self, other: "SpecStats") -> None:
         """Accumulate another generation's counters (for dataset-level figures)."""
         for name in ("num_steps", "num_drafts", "num_draft_tokens", "num_accepted_tokens", "num_emitted_tokens",
-                     "prefill_s", "draft_s", "verify_s", "total_s", "ttft_s", "num_plain_fallback_steps"):
+                     "prefill_s", "draft_s", "verify_s", "total_s", "ttft_s", "ttft_tokens",
+                     "num_plain_fallback_steps"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for i, n in enumerate(other.accepted_per_pos):
             if i >= len(self.accepted_per_pos):
@@ -108,5 +110,6 @@ class SpecStats:
             "draft_s": round(self.draft_s, 4),
             "verify_s": round(self.verify_s, 4),
             "ttft_s": round(self.ttft_s, 4),
+            "ttft_tokens": self.ttft_tokens,
             "total_s": round(self.total_s, 4),
         }

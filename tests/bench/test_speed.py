@@ -63,3 +63,15 @@ def test_bench_commands_fail_with_one_line(tmp_path):
     assert "Traceback" not in bad.output
     missing = runner.invoke(app, ["bench", "plot", str(tmp_path / "none.json"), "--out", str(tmp_path / "p.png")])
     assert missing.exit_code == 2 and missing.output.count("\n") == 1 and "error:" in missing.output
+
+
+def test_hf_first_step_tokens_are_counted():
+    """transformers' assisted generation can hand out a whole accepted draft with its first token; the
+    decode rate must leave those tokens out with the first step's time, as it does for ragspec."""
+    from ragspec.bench.hf import hf_generate
+
+    hf = tiny_hf()
+    prompt = list(range(10, 60))
+    assert hf_generate("hf-greedy", hf, prompt, 12, (0,)).ttft_tokens == 1
+    assisted = hf_generate("hf-assisted", hf, prompt, 12, (0,), assistant=hf)  # its own assistant: all accepted
+    assert assisted.ttft_tokens > 1 and assisted.token_ids == hf_generate("hf-greedy", hf, prompt, 12, (0,)).token_ids

@@ -3,12 +3,14 @@
 import pytest
 import torch
 
+from ragspec.bench.speed import MethodResult
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.pld import PLDConfig, PLDProposer
 from ragspec.engine import Engine, EngineConfig
 from tiny import successor_lm, tiny_hf, tiny_lm
 from ragspec.models.loader import wrap
+from ragspec.rag.answer import decode_rate
 
 PROMPTS = [
     [5, 9, 17, 3, 44, 8, 5, 9, 17, 3, 44, 8, 5, 9],
@@ -61,6 +63,16 @@ def test_self_drafting_accepts_everything():
     gen = engine.generate(PROMPTS[2], 30)
     assert gen.stats.acceptance_rate == 1.0
     assert gen.stats.mean_acceptance_length == pytest.approx(5.0, abs=0.01)
+    # The first step returned a whole accepted draft: the decode rate leaves those 5 tokens out with the
+    # step's time, or a method whose answer fits in one draft would look infinitely fast.
+    assert gen.stats.ttft_tokens == 5
+    assert Engine(target, None, EngineConfig(gate=False)).generate(PROMPTS[2], 30).stats.ttft_tokens == 1
+    gen.stats.ttft_s, gen.stats.total_s = 1.0, 6.0
+    assert decode_rate(30, gen.stats) == pytest.approx(25 / 5.0)
+    assert decode_rate(5, gen.stats) == 0.0
+    r = MethodResult("self")
+    r.add(gen.token_ids, 1.0, 6.0, gen.stats.ttft_tokens)
+    assert (r.decode_tokens, r.decode_s) == (25, 5.0)
 
 
 class _Recorder(DraftLMProposer):

@@ -26,6 +26,7 @@ class _Clock(BaseStreamer):
     def __init__(self) -> None:
         self.seen_prompt = False
         self.first: float | None = None
+        self.first_count = 0  # tokens of the first put: assisted generation can hand out several
         self.count = 0
 
     def put(self, value) -> None:
@@ -34,6 +35,7 @@ class _Clock(BaseStreamer):
             return
         if self.first is None:
             self.first = time.perf_counter()
+            self.first_count = int(value.numel())
         self.count += int(value.numel())
 
     def end(self) -> None:
@@ -45,6 +47,7 @@ class HFRun:
     token_ids: list[int]
     ttft_s: float
     total_s: float
+    ttft_tokens: int = 1
 
 
 def hf_generate(method: str, model, prompt_ids: list[int], max_new_tokens: int, eos_ids: tuple[int, ...],
@@ -71,4 +74,4 @@ def hf_generate(method: str, model, prompt_ids: list[int], max_new_tokens: int, 
     new = out[0, len(prompt_ids) :].tolist()
     while new and new[-1] in eos_ids:  # ragspec does not return the EOS token either
         new.pop()
-    return HFRun(new, (clock.first or time.perf_counter()) - start, total)
+    return HFRun(new, (clock.first or time.perf_counter()) - start, total, min(clock.first_count, len(new)))

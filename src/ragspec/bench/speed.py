@@ -2,8 +2,9 @@
 
 Each prompt is prefilled once per model (ragspec's cache and a transformers DynamicCache), and every
 method decodes from a copy, so the run measures decoding. Reported per method:
-- tokens_per_s: decode rate, (new tokens - 1) / (time from the first new token to the end), summed over
-  prompts; the first token carries prefill-like work (an assistant's own prefill) and is excluded;
+- tokens_per_s: decode rate, (new tokens - those of the first step) / (time from the first new tokens to the
+  end), summed over prompts; the first step carries prefill-like work (a drafter's own prefill, RAPID's
+  retrieval) and is excluded with the tokens it returned, which may be a whole accepted draft;
 - e2e_tokens_per_s: new tokens / time from the call to the end (the prompt prefill excluded for all);
 - speedup_vs_hf_greedy: tokens_per_s / hf-greedy's;
 - mean_acceptance_length, acceptance_rate, per-source counts (vLLM definitions, ragspec.metrics);
@@ -63,11 +64,12 @@ class MethodResult:
     stats: SpecStats = field(default_factory=SpecStats)
     timing: dict = field(default_factory=dict)  # a proposer's own timing counters (RASD: retrieval vs drafter)
 
-    def add(self, tokens: list[int], ttft_s: float, total_s: float) -> None:
+    def add(self, tokens: list[int], ttft_s: float, total_s: float, ttft_tokens: int) -> None:
+        """One prompt's output; `ttft_tokens` came with the first step, whose time is in `ttft_s`."""
         self.outputs.append(tokens)
         self.new_tokens += len(tokens)
-        if len(tokens) > 1:
-            self.decode_tokens += len(tokens) - 1
+        if len(tokens) > ttft_tokens:
+            self.decode_tokens += len(tokens) - ttft_tokens
             self.decode_s += total_s - ttft_s
         self.e2e_s += total_s
 
@@ -129,7 +131,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 # inside generate, which only their first token (excluded from the decode rate) pays for.
                 cache = hf_cache if m == "hf-greedy" else None
                 run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache)
-                r.add(run.token_ids, run.ttft_s, run.total_s)
+                r.add(run.token_ids, run.ttft_s, run.total_s, run.ttft_tokens)
             elif is_rapid(m):
                 cfg = rapids[m].config
                 key = cfg.prompt_key
@@ -138,7 +140,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 assert rapid_prompts[key].target_ids == ids, "RAPID's target prompt must equal the other methods'"
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
                     ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + cfg.gamma + 2))
-                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
+                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
             else:
                 proposer = None if m == "greedy" else make_proposer(
@@ -146,7 +148,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                     vocab_size=target.info.vocab_size)
                 engine = Engine(target, proposer, engine_config)
                 gen = engine.generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
-                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s)
+                r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
                 for key, value in getattr(proposer, "timing", {}).items():
                     r.timing[key] = r.timing.get(key, 0) + value

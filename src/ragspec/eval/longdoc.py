@@ -200,7 +200,8 @@ def _result(ans, q: dict) -> dict:
             "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
             "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
             "mean_acceptance_length": round(st.mean_acceptance_length, 3),
-            "decode_s": round(st.total_s - st.ttft_s, 4), "num_drafts": st.num_drafts,
+            "decode_s": round(st.total_s - st.ttft_s, 4), "decode_tokens": ans.new_tokens - st.ttft_tokens,
+            "num_drafts": st.num_drafts,
             "num_draft_tokens": st.num_draft_tokens, "num_accepted_tokens": st.num_accepted_tokens}
 
 
@@ -209,7 +210,8 @@ def _summary(name: str, results: list[dict]) -> dict:
     total = lambda key: sum(r.get(key, 0) for r in results)  # noqa: E731
     decode_s, drafts, drafted, accepted = (total(k) for k in ("decode_s", "num_drafts", "num_draft_tokens",
                                                                "num_accepted_tokens"))
-    decode_tokens = sum(max(0, r["new_tokens"] - 1) for r in results)
+    # Rows logged before "decode_tokens" existed counted every token but the first.
+    decode_tokens = sum(r.get("decode_tokens", max(0, r["new_tokens"] - 1)) for r in results)
     return {"method": name, "n": len(results), "em": round(100 * mean([r["em"] for r in results]), 2),
             "f1": round(100 * mean([r["f1"] for r in results]), 2),
             "latency_s": round(mean([r["latency_s"] for r in results]), 3),

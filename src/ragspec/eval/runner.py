@@ -3,7 +3,7 @@
 Output: {"summary": {...}, "rows": [...]}, one row per question. Summary fields: em and f1 (SQuAD
 normalisation, max over gold answers, in %), retrieval_recall_at_5 (share of gold paragraphs among the
 top-5 retrieved documents; methods without retrieval report null), latency_s (mean seconds per
-question, retrieval included), tokens_per_s (answer tokens over decode seconds, summed over questions),
+question, retrieval included), tokens_per_s (answer tokens after the first step over the seconds after it, summed over questions),
 ttft_s, and the speculative statistics summed over the run.
 """
 
@@ -49,7 +49,8 @@ def score_row(item: QAItem, ans: Answer) -> dict:
         "em": exact_match(ans.answer, item.answers), "f1": f1_score(ans.answer, item.answers),
         "retrieved": doc_ids, "recall_at_5": recall_at(doc_ids, item.gold_doc_ids) if doc_ids else None,
         "latency_s": round(ans.latency_s, 4), "ttft_s": round(ans.ttft_s, 4), "new_tokens": ans.new_tokens,
-        "prompt_tokens": ans.prompt_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
+        "decode_tokens": ans.new_tokens - ans.stats.ttft_tokens, "prompt_tokens": ans.prompt_tokens,
+        "tokens_per_s": round(ans.tokens_per_s, 3),
         "truncated": ans.truncated, "finish_reason": ans.finish_reason,
         "mean_acceptance_length": round(ans.stats.mean_acceptance_length, 3),
     }
@@ -58,7 +59,7 @@ def score_row(item: QAItem, ans: Answer) -> dict:
 def summarize(run: EvalRun, extra: dict) -> dict:
     rows = run.rows
     recalls = [r["recall_at_5"] for r in rows if r["recall_at_5"] is not None]
-    decode_tokens = sum(max(0, r["new_tokens"] - 1) for r in rows)
+    decode_tokens = sum(r["decode_tokens"] for r in rows)
     decode_s = run.stats.total_s - run.stats.ttft_s
     mean = lambda xs: statistics.fmean(xs) if xs else 0.0  # noqa: E731
     return {
