@@ -3,8 +3,8 @@
 Output: {"summary": {...}, "rows": [...]}, one row per question. Summary fields: em and f1 (SQuAD
 normalisation, max over gold answers, in %), retrieval_recall_at_5 (share of gold paragraphs among the
 top-5 retrieved documents; methods without retrieval report null), latency_s (mean seconds per
-question, retrieval included), tokens_per_s (answer tokens after the first step over the seconds after it, summed over questions),
-ttft_s, and the speculative statistics summed over the run.
+question, retrieval included), tokens_per_s (answer tokens after the first step over the seconds after
+it, summed over questions), ttft_s, and the speculative statistics summed over the run.
 """
 
 from __future__ import annotations
