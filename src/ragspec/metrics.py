@@ -86,6 +86,18 @@ class SpecStats:
     def mean_acceptance_length(self) -> float:
         return 1.0 + self.num_accepted_tokens / self.num_drafts if self.num_drafts else 1.0
 
+    def decode_tokens(self, new_tokens: int) -> int:
+        """Of a generation's `new_tokens` (as returned, after stop trimming), those after the first step:
+        the ones `total_s - ttft_s` paid for. Counting the first step's others too (`new - 1`) would credit
+        a method whose first draft is accepted whole with tokens whose time is not in the denominator."""
+        return max(0, new_tokens - self.ttft_tokens)
+
+    def decode_rate(self, new_tokens: int) -> float:
+        """Tokens per second after the first step (see `decode_tokens`)."""
+        decode_s = self.total_s - self.ttft_s
+        tokens = self.decode_tokens(new_tokens)
+        return tokens / decode_s if tokens and decode_s > 0 else 0.0
+
     @property
     def tokens_per_step(self) -> float:
         return self.num_emitted_tokens / self.num_steps if self.num_steps else 0.0

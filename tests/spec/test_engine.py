@@ -10,7 +10,6 @@ from ragspec.drafting.pld import PLDConfig, PLDProposer
 from ragspec.engine import Engine, EngineConfig
 from tiny import successor_lm, tiny_hf, tiny_lm
 from ragspec.models.loader import wrap
-from ragspec.rag.answer import decode_rate
 
 PROMPTS = [
     [5, 9, 17, 3, 44, 8, 5, 9, 17, 3, 44, 8, 5, 9],
@@ -68,8 +67,8 @@ def test_self_drafting_accepts_everything():
     assert gen.stats.ttft_tokens == 5
     assert Engine(target, None, EngineConfig(gate=False)).generate(PROMPTS[2], 30).stats.ttft_tokens == 1
     gen.stats.ttft_s, gen.stats.total_s = 1.0, 6.0
-    assert decode_rate(30, gen.stats) == pytest.approx(25 / 5.0)
-    assert decode_rate(5, gen.stats) == 0.0
+    assert gen.stats.decode_tokens(30) == 25 and gen.stats.decode_rate(30) == pytest.approx(25 / 5.0)
+    assert gen.stats.decode_rate(5) == 0.0
     r = MethodResult("self")
     r.add(gen.token_ids, 1.0, 6.0, gen.stats.ttft_tokens)
     assert (r.decode_tokens, r.decode_s) == (25, 5.0)

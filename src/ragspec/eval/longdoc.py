@@ -200,7 +200,7 @@ def _result(ans, q: dict) -> dict:
             "f1": f1_score(ans.answer, q["answers"]), "latency_s": round(ans.latency_s, 3),
             "new_tokens": ans.new_tokens, "tokens_per_s": round(ans.tokens_per_s, 3),
             "mean_acceptance_length": round(st.mean_acceptance_length, 3),
-            "decode_s": round(st.total_s - st.ttft_s, 4), "decode_tokens": ans.new_tokens - st.ttft_tokens,
+            "decode_s": round(st.total_s - st.ttft_s, 4), "decode_tokens": st.decode_tokens(ans.new_tokens),
             "num_drafts": st.num_drafts,
             "num_draft_tokens": st.num_draft_tokens, "num_accepted_tokens": st.num_accepted_tokens}
 

@@ -49,7 +49,7 @@ def score_row(item: QAItem, ans: Answer) -> dict:
         "em": exact_match(ans.answer, item.answers), "f1": f1_score(ans.answer, item.answers),
         "retrieved": doc_ids, "recall_at_5": recall_at(doc_ids, item.gold_doc_ids) if doc_ids else None,
         "latency_s": round(ans.latency_s, 4), "ttft_s": round(ans.ttft_s, 4), "new_tokens": ans.new_tokens,
-        "decode_tokens": ans.new_tokens - ans.stats.ttft_tokens, "prompt_tokens": ans.prompt_tokens,
+        "decode_tokens": ans.stats.decode_tokens(ans.new_tokens), "prompt_tokens": ans.prompt_tokens,
         "tokens_per_s": round(ans.tokens_per_s, 3),
         "truncated": ans.truncated, "finish_reason": ans.finish_reason,
         "mean_acceptance_length": round(ans.stats.mean_acceptance_length, 3),

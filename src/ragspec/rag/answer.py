@@ -144,15 +144,6 @@ class RagPipeline:
                            sources, len(prompt.ids), retrieval_s, gen, prompt.truncated, start)
 
 
-def decode_rate(new_tokens: int, st) -> float:
-    """Tokens per second after the first step: the tokens `total_s - ttft_s` paid for. The first step's
-    tokens are left out with its time; counting them (`new - 1`) would credit a method whose first draft
-    is accepted whole with tokens whose time is not in the denominator."""
-    decode_s = st.total_s - st.ttft_s
-    tokens = new_tokens - st.ttft_tokens
-    return tokens / decode_s if tokens > 0 and decode_s > 0 else 0.0
-
-
 def answer_from(question: str, text: str, method: str, model: str, speculation: str, sources: list[Source],
                 prompt_tokens: int, retrieval_s: float, gen: Generation, truncated: bool, start: float) -> Answer:
     """An Answer from a finished generation (timings from its statistics)."""
@@ -161,6 +152,6 @@ def answer_from(question: str, text: str, method: str, model: str, speculation: 
     return Answer(
         question=question, answer=text.strip(), method=method, model=model, speculation=speculation,
         sources=sources, new_tokens=n, prompt_tokens=prompt_tokens, retrieval_s=retrieval_s,
-        ttft_s=retrieval_s + st.ttft_s, tokens_per_s=decode_rate(n, st),
+        ttft_s=retrieval_s + st.ttft_s, tokens_per_s=st.decode_rate(n),
         latency_s=time.perf_counter() - start, finish_reason=gen.finish_reason, truncated=truncated, stats=st,
     )
