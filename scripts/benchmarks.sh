@@ -4,6 +4,7 @@
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
+#                                               rapid-curve-v2
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -284,6 +285,21 @@ rapid-speed-v2() {  # RAPID speed re-measured with the first step's tokens left 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 6 --max-new-tokens 64 \
     --json "$OUT/rapid-speed-qwen05-16000-6-v2.json"
+}
+
+rapid-curve-v2() {  # SmolLM2 RAPID speedup by context length (2K, 4K, 8K) in one session, first step left out
+  $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 \
+    --json "$OUT/verify-smollm2-v2.json"
+  for t in 2000 4000; do
+    $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+  done
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  for t in 2000 4000 8000; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 \
+      --json "$OUT/rapid-speed-smollm2-$t-v3.json"
+  done
+  $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,8000}-v3.json --out docs/img/rapid-speed-smollm2.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
