@@ -276,7 +276,7 @@ rapid-qwen-speed() {  # RAPID speed, Qwen 0.5B self-speculation at 16K tokens (6
     --json "$OUT/rapid-speed-qwen05-32000.json"
 }
 
-rapid-speed-v2() {  # RAPID speed re-measured with the first step's tokens left out (SmolLM2 8K, Qwen 0.5B 11K)
+rapid-speed-v2() {  # RAPID speed re-measured with the first step's tokens left out (SmolLM2 8K, Qwen 0.5B 11-12K)
   $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 \
@@ -285,6 +285,9 @@ rapid-speed-v2() {  # RAPID speed re-measured with the first step's tokens left 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 6 --max-new-tokens 64 \
     --json "$OUT/rapid-speed-qwen05-16000-6-v2.json"
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 12 --max-new-tokens 64 \
+    --json "$OUT/rapid-speed-qwen05-16000-12-v2.json"
 }
 
 rapid-curve-v2() {  # SmolLM2 RAPID speedup by context length (2K, 4K, 8K) in one session, first step left out
