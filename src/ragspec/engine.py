@@ -8,7 +8,7 @@ speculative method share one code path and one set of acceptance rules:
     3. accept: greedy walk, or recursive rejection under the sampling transform
     4. commit the accepted path's KV rows; the recovered/bonus token becomes the pending root
     5. let the proposer observe the outcome
-    6. record statistics; stop on EOS, a stop condition or the token budget
+    6. record statistics; stop on EOS (unless `SamplingParams.ignore_eos`), a stop condition or the budget
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class Engine:
             stats.draft_s += time.perf_counter() - t
         gate = SpeculationGate(enabled=cfg.gate and self.proposer is not None, max_nodes=cfg.max_nodes)
         generated: list[int] = []
-        eos = set(target.info.eos_token_ids)
+        eos = set() if sampling.ignore_eos else set(target.info.eos_token_ids)
         while True:
             remaining = max_new_tokens - len(generated)
             room = limit - cache.length - 1  # rows left after the root

@@ -38,6 +38,28 @@ def test_speed_report_rows_and_identity():
     assert all(o["greedy"] == o["hf-greedy"] for o in outputs)
 
 
+def test_ignore_eos_times_every_method_on_the_whole_budget():
+    """With `ignore_eos` transformers and ragspec both go on past EOS: every method emits the full budget,
+    the same tokens, where without it the EOS ends the answer early."""
+    from dataclasses import replace
+
+    models, seen = _models(), []
+    methods = ["hf-greedy", "hf-pld", "greedy", "pld", "draft"]
+    keep = lambda i, pid, outs, ids: seen.append(outs)  # noqa: E731
+    run_speed(models, "qa", ["greedy"], limit=2, max_new_tokens=20, on_prompt=keep, ignore_eos=True)
+    full = [outs["greedy"] for outs in seen]
+    eos = full[0][4]  # a token greedy emits early on the first prompt: made the EOS
+    models.target.info = replace(models.target.info, eos_token_ids=(eos,))
+    seen.clear()
+    cut = run_speed(models, "qa", methods, limit=2, max_new_tokens=20, on_prompt=keep)
+    assert seen[0]["hf-greedy"] == seen[0]["greedy"] == full[0][: full[0].index(eos)] and not cut["ignore_eos"]
+    seen.clear()
+    result = run_speed(models, "qa", methods, limit=2, max_new_tokens=20, on_prompt=keep, ignore_eos=True)
+    assert result["ignore_eos"] and [outs["hf-greedy"] for outs in seen] == full
+    for row in result["rows"]:
+        assert row["new_tokens"] == 40 and row["identical_to_hf_greedy"] == 1.0, row["method"]
+
+
 def test_speed_rapid_rows_on_a_long_document_set(tmp_path):
     (tmp_path / "documents.jsonl").write_text(json.dumps({"id": "d", "text": DOC}) + "\n")
     (tmp_path / "questions.jsonl").write_text("".join(

@@ -123,6 +123,23 @@ def test_eos_and_stop_condition_end_generation():
     assert gen.finish_reason == "stop" and gen.token_ids == tokens[: tokens.index(stop_at)]
 
 
+def test_eos_ends_generation_unless_ignored():
+    """EOS ends a generation and is not returned; with `ignore_eos` every proposer goes on past it to the
+    budget, emitting exactly the tokens plain greedy emits when no token ends it."""
+    from dataclasses import replace
+
+    target = tiny_lm("llama")
+    full = Engine(target).generate(PROMPTS[1], 24).token_ids
+    eos = full[6]
+    target.info = replace(target.info, eos_token_ids=(eos,))
+    cut = Engine(target).generate(PROMPTS[1], 24)
+    assert cut.finish_reason == "eos" and cut.token_ids == full[: full.index(eos)]
+    for proposer in (None, PLDProposer(), DraftLMProposer(tiny_lm("llama", seed=7), DraftLMConfig(max_len=4))):
+        gen = Engine(target, proposer, EngineConfig(gate=False)).generate(
+            PROMPTS[1], 24, SamplingParams(ignore_eos=True))
+        assert gen.token_ids == full and gen.finish_reason == "length", proposer
+
+
 def test_bad_requests_are_clear_errors():
     engine = Engine(tiny_lm("llama", max_pos=32))
     with pytest.raises(ValueError, match="empty"):

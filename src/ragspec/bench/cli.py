@@ -69,6 +69,7 @@ def speed(
     backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Random weights of the model's shape (speed only).")] = False,
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none: drafts need not be exact.")] = "auto",
+    ignore_eos: Annotated[bool, typer.Option("--ignore-eos", help="Go on past EOS to --max-new-tokens in every method (as vLLM's benchmarks), so all are timed on as many tokens.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG here.")] = None,
 ) -> None:
@@ -79,8 +80,7 @@ def speed(
     if not drafter:
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
     models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
-    result = run_speed(models, data, chosen, limit, max_new_tokens,
-                       on_prompt=_progress)
+    result = run_speed(models, data, chosen, limit, max_new_tokens, on_prompt=_progress, ignore_eos=ignore_eos)
     write_json(json_out, result)
     _print_speed(result)
     if plot is not None:
@@ -144,7 +144,8 @@ def split_methods(text: str) -> list[str]:
 
 def _print_speed(result: dict) -> None:
     table = Table(title=f"{result['set']}: {result['model']} ({result['num_prompts']} prompts, "
-                        f"{result['prompt_tokens_mean']:.0f} prompt tokens on average)")
+                        f"{result['prompt_tokens_mean']:.0f} prompt tokens on average"
+                        f"{', EOS ignored' if result.get('ignore_eos') else ''})")
     for col in ("method", "tok/s", "x hf-greedy", "MAL", "accept", "=greedy", "=hf-greedy", "fallback"):
         table.add_column(col, justify="right")
     fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731

@@ -51,8 +51,9 @@ class HFRun:
 
 
 def hf_generate(method: str, model, prompt_ids: list[int], max_new_tokens: int, eos_ids: tuple[int, ...],
-                assistant=None, prefix_cache=None) -> HFRun:
-    """One greedy generation with transformers' `generate` in the named mode."""
+                assistant=None, prefix_cache=None, ignore_eos: bool = False) -> HFRun:
+    """One greedy generation with transformers' `generate` in the named mode. `ignore_eos`: no stop token
+    (`eos_token_id=None`), so EOS is emitted and generation goes on, as in ragspec's `ignore_eos`."""
     kwargs: dict = {}
     if method == "hf-pld":
         kwargs["prompt_lookup_num_tokens"] = 10
@@ -68,10 +69,11 @@ def hf_generate(method: str, model, prompt_ids: list[int], max_new_tokens: int, 
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=list(eos_ids), pad_token_id=eos_ids[0], streamer=clock,
+                             eos_token_id=None if ignore_eos else list(eos_ids), pad_token_id=eos_ids[0],
+                             streamer=clock,
                              temperature=None, top_p=None, top_k=None, **kwargs)
     total = time.perf_counter() - start
     new = out[0, len(prompt_ids) :].tolist()
-    while new and new[-1] in eos_ids:  # ragspec does not return the EOS token either
+    while new and new[-1] in eos_ids and not ignore_eos:  # ragspec does not return the EOS token either
         new.pop()
     return HFRun(new, (clock.first or time.perf_counter()) - start, total, min(clock.first_count, len(new)))

@@ -23,6 +23,7 @@ import torch
 
 from ragspec.bench.hf import HF_METHODS, hf_generate
 from ragspec.bench.sets import load_set
+from ragspec.decoding.sampling import SamplingParams
 from ragspec.decoding.text import chat_ids
 from ragspec.rag.prompt import lc_prompt
 from ragspec.drafting.registry import SpecOptions, is_speculation, make_proposer
@@ -89,9 +90,11 @@ class BenchModels:
 
 def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
               engine_config: EngineConfig | None = None, options: SpecOptions | None = None,
-              on_prompt: Callable[[int, str, dict, list[int]], None] | None = None) -> dict:
+              on_prompt: Callable[[int, str, dict, list[int]], None] | None = None, ignore_eos: bool = False) -> dict:
     """Run every method on the first `limit` prompts of the set that fit the context; return the JSON object.
-    `on_prompt(i, prompt id, {method: new token ids}, prompt ids)` is called after each prompt."""
+    `on_prompt(i, prompt id, {method: new token ids}, prompt ids)` is called after each prompt.
+    `ignore_eos`: every method goes on past EOS to `max_new_tokens` (vLLM's benchmarks' `--ignore-eos`), so
+    all of them are timed on the same number of tokens, however long each one's answer would have been."""
     for m in methods:
         if not is_ragspec(m) and m not in HF_METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(DEFAULT_METHODS)} or other '+' joins")
@@ -119,6 +122,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
         raise ValueError(f"no prompt of {set_name!r} fits the context of {target.info.name}")
     results = {m: MethodResult(m) for m in methods}
     eos = target.info.eos_token_ids
+    sampling = SamplingParams(ignore_eos=ignore_eos)  # greedy
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
     for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
@@ -130,7 +134,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 # different tokens from greedy when given one (docs/benchmarks.md); the others prefill
                 # inside generate, which only their first token (excluded from the decode rate) pays for.
                 cache = hf_cache if m == "hf-greedy" else None
-                run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache)
+                run = hf_generate(m, models.target_hf, ids, max_new_tokens, eos, models.drafter_hf, cache, ignore_eos)
                 r.add(run.token_ids, run.ttft_s, run.total_s, run.ttft_tokens)
             elif is_rapid(m):
                 cfg = rapids[m].config
@@ -139,7 +143,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                     rapid_prompts[key] = rapids[m].prompts(p.question, p.document)
                 assert rapid_prompts[key].target_ids == ids, "RAPID's target prompt must equal the other methods'"
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
-                    ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + cfg.gamma + 2))
+                    ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.gamma + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
             else:
@@ -147,14 +151,16 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                     m, drafter=models.drafter, datastore=models.datastore, options=options,
                     vocab_size=target.info.vocab_size)
                 engine = Engine(target, proposer, engine_config)
-                gen = engine.generate(ids, max_new_tokens, cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
+                gen = engine.generate(ids, max_new_tokens, sampling,
+                                      cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
                 for key, value in getattr(proposer, "timing", {}).items():
                     r.timing[key] = r.timing.get(key, 0) + value
         if on_prompt is not None:
             on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods}, ids)
-    return _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
+    report = _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
+    return {**report, "ignore_eos": ignore_eos}
 
 
 def _prefill(models: BenchModels, ids: list[int], prefill_s: dict, need_hf: bool):

@@ -15,12 +15,17 @@ import torch
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to pick the next token. temperature 0 means greedy."""
+    """How to pick the next token. temperature 0 means greedy.
+
+    ignore_eos: go on past the end-of-sequence token as if it were any other token (vLLM's field of the
+    same name): every generation then runs to its token budget, so a speed benchmark compares methods on
+    the same number of tokens whatever each one's answer length."""
 
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0  # 0 = off
     seed: int | None = None
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
