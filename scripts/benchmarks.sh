@@ -4,7 +4,7 @@
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
-#                                               rapid-curve-v2
+#                                               rapid-curve-v2 rapid-speed-eos
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -303,6 +303,17 @@ rapid-curve-v2() {  # SmolLM2 RAPID speedup by context length (2K, 4K, 8K) in on
       --json "$OUT/rapid-speed-smollm2-$t-v3.json"
   done
   $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,8000}-v3.json --out docs/img/rapid-speed-smollm2.png
+}
+
+rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens (equal lengths for all)
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-speed-smollm2-8000-eos.json"
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 4 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-speed-qwen05-16000-eos.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
