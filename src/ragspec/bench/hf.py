@@ -70,8 +70,7 @@ def hf_generate(method: str, model, prompt_ids: list[int], max_new_tokens: int, 
     with torch.inference_mode():
         out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
                              eos_token_id=None if ignore_eos else list(eos_ids), pad_token_id=eos_ids[0],
-                             streamer=clock,
-                             temperature=None, top_p=None, top_k=None, **kwargs)
+                             streamer=clock, temperature=None, top_p=None, top_k=None, **kwargs)
     total = time.perf_counter() - start
     new = out[0, len(prompt_ids) :].tolist()
     while new and new[-1] in eos_ids and not ignore_eos:  # ragspec does not return the EOS token either
