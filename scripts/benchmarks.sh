@@ -314,6 +314,11 @@ rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 4 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-16000-eos.json"
+  $R data longdoc --out "$OUT/longdoc-qwen-32000" --tokens 32000 --limit 20 --model $QD --max-articles 8 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-32000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 2 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-speed-qwen05-32000-eos.json"
+  $R bench plot "$OUT"/rapid-speed-qwen05-{16000,32000}-eos.json --out docs/img/rapid-speed-qwen05.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
