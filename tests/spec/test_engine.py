@@ -129,7 +129,8 @@ def test_eos_ends_generation_unless_ignored():
     from dataclasses import replace
 
     target = tiny_lm("llama")
-    full = Engine(target).generate(PROMPTS[1], 24).token_ids
+    full = Engine(target).generate(PROMPTS[1], 24, SamplingParams(ignore_eos=True)).token_ids
+    assert len(full) == 24  # the model's own EOS, should greedy emit it, does not cut the reference short
     eos = full[6]
     target.info = replace(target.info, eos_token_ids=(eos,))
     cut = Engine(target).generate(PROMPTS[1], 24)
