@@ -4,7 +4,8 @@
 #                                               rapid-smol-speed qwen-speed rasd-qwen rapid-qwen rapid-extra identity-extra
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
-#                                               rapid-curve-v2 rapid-speed-eos
+#                                               rapid-curve-v2 rapid-speed-eos other-sets
+#                                               rapid-qwen-16k
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -318,7 +319,31 @@ rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-32000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 2 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-32000-eos.json"
-  $R bench plot "$OUT"/rapid-speed-qwen05-{16000,32000}-eos.json --out docs/img/rapid-speed-qwen05.png
+  # the Qwen plot is drawn by rapid-qwen-16k, from these two runs and its own
+}
+
+other-sets() {  # the Spec-Bench categories no earlier run covered, both pairs (issue 3: report every set)
+  for s in qa math_reasoning translation; do
+    log "smollm2 speed $s"
+    $R bench speed --data $s --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+rest,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/speed-smollm2-$s.json"
+  done
+  for s in qa math_reasoning translation; do
+    log "qwen speed $s"
+    $R bench speed --data $s --model $QT --drafter $QD \
+      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+draft,rasd --limit 6 --max-new-tokens 64 \
+      --json "$OUT/speed-qwen-$s.json"
+  done
+}
+
+rapid-qwen-16k() {  # the 16K point of the Qwen plot: documents topped up to 16K tokens, every answer 64 tokens
+  [ -d "$OUT/longdoc-qwen-16000-fill" ] || \
+    $R data longdoc --out "$OUT/longdoc-qwen-16000-fill" --tokens 16000 --limit 20 --model $QD --max-articles 6 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000-fill" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-speed-qwen05-16000-fill-eos.json"
+  $R bench plot "$OUT"/rapid-speed-qwen05-{16000,16000-fill,32000}-eos.json --out docs/img/rapid-speed-qwen05.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
