@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-qwen-16k
+#                                               rapid-qwen-16k rapid-curve-eos
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -344,6 +344,17 @@ rapid-qwen-16k() {  # the 16K point of the Qwen plot: documents topped up to 16K
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-16000-fill-eos.json"
   $R bench plot "$OUT"/rapid-speed-qwen05-{16000,16000-fill,32000}-eos.json --out docs/img/rapid-speed-qwen05.png
+}
+
+rapid-curve-eos() {  # SmolLM2 at 2K and 4K with EOS ignored; with rapid-speed-eos's 8K run, the equal-length curve
+  for t in 2000 4000; do
+    [ -d "$OUT/longdoc-smollm2-$t" ] || \
+      $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/rapid-speed-smollm2-$t-eos.json"
+  done
+  $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-eos.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
