@@ -323,17 +323,15 @@ rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens 
 }
 
 other-sets() {  # the Spec-Bench categories no earlier run covered, both pairs (issue 3: report every set)
-  for s in qa math_reasoning translation; do
-    log "smollm2 speed $s"
-    $R bench speed --data $s --model $SMOL --drafter $SMOL \
-      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+rest,rasd --limit 10 --max-new-tokens 128 \
-      --json "$OUT/speed-smollm2-$s.json"
-  done
-  for s in qa math_reasoning translation; do
-    log "qwen speed $s"
-    $R bench speed --data $s --model $QT --drafter $QD \
-      --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,pld+draft,rasd --limit 6 --max-new-tokens 64 \
-      --json "$OUT/speed-qwen-$s.json"
+  local pair s
+  for pair in "smollm2 $SMOL $SMOL pld+rest 10 128" "qwen $QT $QD pld+draft 6 64"; do
+    set -- $pair  # name, target, drafter, the pair's combined method, prompts, new tokens
+    for s in qa math_reasoning translation; do
+      log "$1 speed $s"
+      $R bench speed --data $s --model $2 --drafter $3 \
+        --methods hf-greedy,hf-pld,hf-assisted,greedy,pld,rest,draft,$4,rasd --limit $5 --max-new-tokens $6 \
+        --json "$OUT/speed-$1-$s.json"
+    done
   done
 }
 
