@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-qwen-16k rapid-curve-eos
+#                                               rapid-qwen-16k rapid-curve-eos rapid-qwen-short
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -319,7 +319,7 @@ rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-32000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 2 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-32000-eos.json"
-  # the Qwen plot is drawn by rapid-qwen-16k, from these two runs and its own
+  # the Qwen plot is drawn by rapid-qwen-short, from these two runs, rapid-qwen-16k's and its own
 }
 
 other-sets() {  # the Spec-Bench categories no earlier run covered, both pairs (issue 3: report every set)
@@ -341,7 +341,6 @@ rapid-qwen-16k() {  # the 16K point of the Qwen plot: documents topped up to 16K
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000-fill" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-16000-fill-eos.json"
-  $R bench plot "$OUT"/rapid-speed-qwen05-{16000,16000-fill,32000}-eos.json --out docs/img/rapid-speed-qwen05.png
 }
 
 rapid-curve-eos() {  # SmolLM2 at 2K and 4K with EOS ignored; with rapid-speed-eos's 8K run, the equal-length curve
@@ -353,6 +352,18 @@ rapid-curve-eos() {  # SmolLM2 at 2K and 4K with EOS ignored; with rapid-speed-e
       --json "$OUT/rapid-speed-smollm2-$t-eos.json"
   done
   $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-eos.png
+}
+
+rapid-qwen-short() {  # the 2K and 4K points of the Qwen plot (documents topped up with --fill), EOS ignored
+  for t in 2000 4000; do
+    [ -d "$OUT/longdoc-qwen-$t-fill" ] || \
+      $R data longdoc --out "$OUT/longdoc-qwen-$t-fill" --tokens $t --limit 20 --model $QD --max-articles 4 --fill
+    $R bench speed --data "longdoc:$OUT/longdoc-qwen-$t-fill" --model $QD --drafter $QD \
+      --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/rapid-speed-qwen05-$t-fill-eos.json"
+  done
+  $R bench plot "$OUT"/rapid-speed-qwen05-{2000-fill,4000-fill,16000,16000-fill,32000}-eos.json \
+    --out docs/img/rapid-speed-qwen05.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
