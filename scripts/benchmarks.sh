@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-qwen-16k rapid-curve-eos rapid-qwen-short
+#                                               rapid-curve-eos rapid-qwen-curve
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -97,14 +97,6 @@ rasd-qwen() {  # the pruning and overlap ablation
     $R bench speed --data "$s" --model $QT --drafter $QD --methods "$methods" --limit 6 --max-new-tokens 64 \
       --json "$OUT/rasd-ablation-qwen-$s.json"
   done
-}
-
-rapid-qwen() {  # self (0.5B drafts for 0.5B) and upward (1.5B drafts for 0.5B) at 16K tokens
-  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
-  $R eval "$OUT/longdoc-qwen-16000" --method lc,rag,rapid --eta 0,5,10,20,40 --model $QD --drafter $QD \
-    --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-self.json"
-  $R eval "$OUT/longdoc-qwen-16000" --method rag,rapid --eta 40 --model $QD --drafter $QT \
-    --limit 40 --max-new-tokens 24 --json "$OUT/rapid-eval-qwen-upward.json"
 }
 
 identity-extra() {  # the 50-prompt identity runs on summarization and squad-longdoc (docs/benchmarks.md)
@@ -319,7 +311,7 @@ rapid-speed-eos() {  # RAPID at 8K+ with every method run past EOS to 64 tokens 
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-32000" --model $QD --drafter $QD \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 2 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/rapid-speed-qwen05-32000-eos.json"
-  # the Qwen plot is drawn by rapid-qwen-short, from these two runs, rapid-qwen-16k's and its own
+  # the Qwen plot is drawn by rapid-qwen-curve, from these two runs and its own three
 }
 
 other-sets() {  # the Spec-Bench categories no earlier run covered, both pairs (issue 3: report every set)
@@ -335,14 +327,6 @@ other-sets() {  # the Spec-Bench categories no earlier run covered, both pairs (
   done
 }
 
-rapid-qwen-16k() {  # the 16K point of the Qwen plot: documents topped up to 16K tokens, every answer 64 tokens
-  [ -d "$OUT/longdoc-qwen-16000-fill" ] || \
-    $R data longdoc --out "$OUT/longdoc-qwen-16000-fill" --tokens 16000 --limit 20 --model $QD --max-articles 6 --fill
-  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000-fill" --model $QD --drafter $QD \
-    --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
-    --json "$OUT/rapid-speed-qwen05-16000-fill-eos.json"
-}
-
 rapid-curve-eos() {  # SmolLM2 at 2K and 4K with EOS ignored; with rapid-speed-eos's 8K run, the equal-length curve
   for t in 2000 4000; do
     [ -d "$OUT/longdoc-smollm2-$t" ] || \
@@ -354,13 +338,15 @@ rapid-curve-eos() {  # SmolLM2 at 2K and 4K with EOS ignored; with rapid-speed-e
   $R bench plot "$OUT"/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-eos.png
 }
 
-rapid-qwen-short() {  # the 2K and 4K points of the Qwen plot (documents topped up with --fill), EOS ignored
-  for t in 2000 4000; do
-    [ -d "$OUT/longdoc-qwen-$t-fill" ] || \
-      $R data longdoc --out "$OUT/longdoc-qwen-$t-fill" --tokens $t --limit 20 --model $QD --max-articles 4 --fill
-    $R bench speed --data "longdoc:$OUT/longdoc-qwen-$t-fill" --model $QD --drafter $QD \
+rapid-qwen-curve() {  # Qwen 0.5B RAPID at 2K, 4K and 16K, documents topped up with --fill, EOS ignored; with
+  # rapid-speed-eos's 9.1K and 32K runs, the five points of the Qwen plot
+  for spec in "2000 4" "4000 4" "16000 6"; do
+    set -- $spec  # document tokens, most articles per document
+    [ -d "$OUT/longdoc-qwen-$1-fill" ] || \
+      $R data longdoc --out "$OUT/longdoc-qwen-$1-fill" --tokens $1 --limit 20 --model $QD --max-articles $2 --fill
+    $R bench speed --data "longdoc:$OUT/longdoc-qwen-$1-fill" --model $QD --drafter $QD \
       --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=20 --limit 3 --max-new-tokens 64 --ignore-eos \
-      --json "$OUT/rapid-speed-qwen05-$t-fill-eos.json"
+      --json "$OUT/rapid-speed-qwen05-$1-fill-eos.json"
   done
   $R bench plot "$OUT"/rapid-speed-qwen05-{2000-fill,4000-fill,16000,16000-fill,32000}-eos.json \
     --out docs/img/rapid-speed-qwen05.png
