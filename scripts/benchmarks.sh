@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-curve-eos rapid-qwen-curve
+#                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -350,6 +350,22 @@ rapid-qwen-curve() {  # Qwen 0.5B RAPID at 2K, 4K and 16K, documents topped up w
   done
   $R bench plot "$OUT"/rapid-speed-qwen05-{2000-fill,4000-fill,16000,16000-fill,32000}-eos.json \
     --out docs/img/rapid-speed-qwen05.png
+}
+
+gate-memory() {  # the gate's early loss call and its memory across requests; "before" = the same at 8958a7a
+  $R bench speed --data rag --model $SMOL --drafter $SMOL --methods greedy,pld,rest,draft,pld+rest,rasd \
+    --limit 10 --max-new-tokens 128 --json "$OUT/gate-memory-smollm2-rag.json"
+  $R bench speed --data summarization --model $SMOL --drafter $SMOL --methods greedy,pld,pld+rest,rasd \
+    --limit 10 --max-new-tokens 128 --json "$OUT/gate-memory-smollm2-summarization.json"
+  $R bench speed --data qa --model $QT --drafter $QD --methods greedy,pld,rest,draft,rasd \
+    --limit 6 --max-new-tokens 64 --json "$OUT/gate-memory-qwen-qa.json"
+}
+
+rasd-memory() {  # RASD with its state carried across prompts (one proposer per method per run), Qwen pair
+  for s in rag summarization humaneval; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd --limit 10 \
+      --max-new-tokens 64 --json "$OUT/rasd-memory-qwen-$s.json"
+  done
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)

@@ -24,7 +24,7 @@ from ragspec.drafting.base import DraftContext, Proposer
 from ragspec.metrics import SpecStats
 from ragspec.models.base import CausalLM, KVCache
 from ragspec.spec.acceptance import NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
-from ragspec.spec.gate import SpeculationGate
+from ragspec.spec.gate import GateMemory, SpeculationGate
 from ragspec.spec.tree import TokenTree, input_ids
 from ragspec.spec.verifier import VerifyResult, commit, verify
 
@@ -85,6 +85,8 @@ class Engine:
         self.config = config or EngineConfig()
         self.rule = rule
         self.greedy_transform = greedy_transform
+        # What the last generation's gate learned, for the next one (ragspec.spec.gate.GateMemory).
+        self.gate_memory: GateMemory | None = None
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 128,
                  sampling: SamplingParams | None = None, stop: StopCondition | None = None,
@@ -130,6 +132,7 @@ class Engine:
             self.proposer.begin(tokens)
             stats.draft_s += time.perf_counter() - t
         gate = SpeculationGate(enabled=cfg.gate and self.proposer is not None, max_nodes=cfg.max_nodes)
+        gate.resume(self.gate_memory)
         generated: list[int] = []
         eos = set() if sampling.ignore_eos else set(target.info.eos_token_ids)
         while True:
@@ -182,6 +185,8 @@ class Engine:
                 result.finish_reason = finish or "length"
                 break
         result.token_ids = generated
+        if gate.enabled:
+            self.gate_memory = gate.memory()
         stats.total_s = time.perf_counter() - start
 
     @staticmethod

@@ -8,7 +8,7 @@ from ragspec.drafting.base import DraftContext
 from ragspec.drafting.recycle import RecycleConfig, RecycleProposer
 from ragspec.engine import Engine, EngineConfig
 from ragspec.spec.acceptance import Acceptance
-from ragspec.spec.gate import SpeculationGate
+from ragspec.spec.gate import GateMemory, SpeculationGate
 from ragspec.spec.tree import TokenTree
 from ragspec.spec.verifier import VerifyResult
 from tiny import tiny_lm
@@ -96,3 +96,49 @@ def test_gate_judges_drafting_by_its_time_per_token_over_many_steps():
     for _ in range(8):
         loss.record(6, 0, 0.045, 1)
     assert not loss.should_draft()
+
+
+def test_gate_calls_a_clear_loss_early_and_waits_on_a_close_one():
+    """A source whose drafts are never accepted is stopped after `early_steps` drafting steps, not
+    `min_spec_steps`; one that loses by less than the margin is judged on the full period (and stopped
+    then), and one that pays is never stopped."""
+    def steps_until_fallback(accepted: int, seconds: float, emitted: int) -> int:
+        gate = SpeculationGate(max_nodes=16)
+        gate.record(0, 0, 0.030, 1)  # a plain step: 30 ms
+        for k in range(1, 40):
+            gate.record(4, accepted, seconds, emitted)
+            if gate.cooldown_left:  # a cool-down began (not a probe step)
+                assert not gate.should_draft()
+                return k
+        return 0
+
+    assert steps_until_fallback(0, 0.036, 1) == SpeculationGate.early_steps  # nothing ever accepted
+    assert steps_until_fallback(1, 0.080, 2) == SpeculationGate.early_steps  # 40 ms a token: > 1.25 x 30
+    assert steps_until_fallback(1, 0.066, 2) == SpeculationGate.min_spec_steps  # 33 ms a token: a close loss
+    assert steps_until_fallback(2, 0.040, 3) == 0  # 13 ms a token: drafting pays
+
+
+def test_an_engine_hands_what_its_gate_learned_to_the_next_generation():
+    """An engine reused across requests (the server, the bench) resumes each gate from the last one: the
+    budget, acceptance and cool-down carry over, the step times do not, and outputs stay greedy's."""
+    target = tiny_lm("llama")
+    engine = Engine(target, RecycleProposer(96), EngineConfig(max_nodes=16))
+    plain = Engine(target)
+    assert engine.gate_memory is None
+    for prompt in ([5, 9, 17, 3, 44, 8, 5, 9, 17, 3], list(range(10, 40)), [7, 7, 8, 7, 7, 8, 7]):
+        assert engine.generate(prompt, 30).token_ids == plain.generate(prompt, 30).token_ids
+        assert isinstance(engine.gate_memory, GateMemory)
+    assert plain.gate_memory is None  # no proposer, no gate to remember
+
+    gate = SpeculationGate(max_nodes=16).resume(GateMemory(budget=3, node_accept=0.02, cooldown=64,
+                                                           cooldown_left=5))
+    assert gate.node_budget() == 3 and gate.node_accept == 0.02 and gate.plain_step is None
+    assert [gate.should_draft() for _ in range(6)] == [False] * 5 + [True]  # the owed cool-down first
+    gate.record(0, 0, 0.030, 1)
+    for _ in range(SpeculationGate.early_steps):
+        gate.record(3, 0, 0.040, 1)
+    assert gate.cooldown_left == 64  # another loss: the carried cool-down, not the base 8
+    assert SpeculationGate(max_nodes=16).resume(None).memory() == SpeculationGate(max_nodes=16).memory()
+    owed = SpeculationGate(max_nodes=16).resume(GateMemory(budget=3, node_accept=0.02, cooldown=128,
+                                                           cooldown_left=100))
+    assert owed.cooldown_left == 2 * owed.base_cooldown and owed.cooldown == 128  # a new request tries sooner

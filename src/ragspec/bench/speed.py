@@ -124,6 +124,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     eos = target.info.eos_token_ids
     sampling = SamplingParams(ignore_eos=ignore_eos)  # greedy
     prefill_s = {"ragspec": 0.0, "hf": 0.0}
+    engines: dict[str, Engine] = {}
     for i, (p, ids) in enumerate(prompts):
         fast_cache, hf_cache = _prefill(models, ids, prefill_s, "hf-greedy" in methods)
         rapid_prompts = {}  # RapidConfig.prompt_key -> RapidPrompts: one retrieval per prompt and shape
@@ -147,16 +148,17 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
             else:
-                proposer = None if m == "greedy" else make_proposer(
-                    m, drafter=models.drafter, datastore=models.datastore, options=options,
-                    vocab_size=target.info.vocab_size)
-                engine = Engine(target, proposer, engine_config)
+                if m not in engines:  # one engine per method for the whole run, as a server keeps one
+                    proposer = None if m == "greedy" else make_proposer(
+                        m, drafter=models.drafter, datastore=models.datastore, options=options,
+                        vocab_size=target.info.vocab_size)
+                    engines[m] = Engine(target, proposer, engine_config)
+                engine, proposer = engines[m], engines[m].proposer
                 gen = engine.generate(ids, max_new_tokens, sampling,
                                       cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
-                for key, value in getattr(proposer, "timing", {}).items():
-                    r.timing[key] = r.timing.get(key, 0) + value
+                r.timing = dict(getattr(proposer, "timing", {}))  # the proposer's totals over the run so far
         if on_prompt is not None:
             on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods}, ids)
     report = _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)

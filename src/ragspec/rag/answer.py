@@ -84,14 +84,16 @@ class RagPipeline:
         self.target, self.retriever, self.drafter, self.datastore = target, retriever, drafter, datastore
         self.config = config or RagConfig()
         self.spec_options = spec_options
-        self._proposers: dict[str, object] = {}  # kept across questions (token recycling learns across them)
+        # Kept across questions: token recycling learns across them, and so does the speculation gate.
+        self._engines: dict[str, Engine] = {}
 
     def engine(self, speculation: str | None = None) -> Engine:
         name = speculation or self.config.speculation
-        if name not in self._proposers:
-            self._proposers[name] = make_proposer(name, drafter=self.drafter, datastore=self.datastore,
-                                                  options=self.spec_options, vocab_size=self.target.info.vocab_size)
-        return Engine(self.target, self._proposers[name], self.config.engine)
+        if name not in self._engines:
+            proposer = make_proposer(name, drafter=self.drafter, datastore=self.datastore,
+                                     options=self.spec_options, vocab_size=self.target.info.vocab_size)
+            self._engines[name] = Engine(self.target, proposer, self.config.engine)
+        return self._engines[name]
 
     def retrieve(self, question: str) -> list[Source]:
         if self.retriever is None:
