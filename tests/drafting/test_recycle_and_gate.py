@@ -119,7 +119,7 @@ def test_gate_calls_a_clear_loss_early_and_waits_on_a_close_one():
 
 
 def test_an_engine_hands_what_its_gate_learned_to_the_next_generation():
-    """An engine reused across requests (the server, the bench) resumes each gate from the last one: the
+    """An engine reused across requests (the RAG pipeline, the bench) resumes each gate from the last one: the
     budget, acceptance and cool-down carry over, the step times do not, and outputs stay greedy's."""
     target = tiny_lm("llama")
     engine = Engine(target, RecycleProposer(96), EngineConfig(max_nodes=16))
