@@ -27,8 +27,9 @@ An engine that serves many requests hands what its gate learned to the next requ
 (`GateMemory`): the node budget, the acceptance per node and the cool-down, so a source that lost on the
 last request does not start the next one with a full-size tree and a fresh 8-step trial (a cool-down still
 under way carries over, capped at two base cool-downs, so a request where the source pays is not held
-back long by the one before it). The step times are not carried: they depend on each prompt's length, and the first plain step measures them anew.
-None of this changes the output of a lossless mode, only its speed.
+back long by the one before it). The step times are not carried: they depend on each prompt's length,
+and the first plain step measures them anew. None of this changes the output of a lossless mode, only
+its speed.
 """
 
 from __future__ import annotations
