@@ -226,6 +226,12 @@ qwen-speed-copy() {  # the Qwen pair on summarization and humaneval (4 prompts) 
     --limit 2 --max-new-tokens 64 --json "$OUT/speed-qwen-squad-longdoc.json"
 }
 
+qwen-longdoc-eos() {  # the Qwen pair on squad-longdoc, 6 prompts, every method to 64 tokens (29 minutes)
+  mkdir -p "$OUT/qwen-longdoc"
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd \
+    --limit 6 --max-new-tokens 64 --ignore-eos --json "$OUT/qwen-longdoc/speed-qwen-squad-longdoc-eos.json"
+}
+
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-7500" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=10,confidence=0.3,rapid:eta=10,gamma=6,rapid:eta=10,gamma=6,confidence=0.3 \
