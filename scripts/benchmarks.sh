@@ -232,6 +232,13 @@ qwen-longdoc-eos() {  # the Qwen pair on squad-longdoc, 6 prompts, every method 
     --limit 6 --max-new-tokens 64 --ignore-eos --json "$OUT/qwen-longdoc/speed-qwen-squad-longdoc-eos.json"
 }
 
+rapid-smollm2-12() {  # RAPID at 8K on 12 prompts (16 minutes); needs the set of rapid-speed-v2
+  mkdir -p "$OUT/rapid12"
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10 --limit 12 --max-new-tokens 64 \
+    --json "$OUT/rapid12/rapid-speed-smollm2-8000-12.json"
+}
+
 rapid-extra() {  # the draft-length sweep and the Qwen 0.5B speed run of docs/benchmarks.md (RAPID)
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-7500" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,greedy,rapid:eta=10,rapid:eta=10,confidence=0.3,rapid:eta=10,gamma=6,rapid:eta=10,gamma=6,confidence=0.3 \

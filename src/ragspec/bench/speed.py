@@ -235,4 +235,17 @@ def _identical(r: MethodResult, ref: MethodResult | None) -> float | None:
 
 
 def _machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, torch {torch.__version__}".strip()
+    """What the speeds depend on: CPU model, threads, the vector ISA torch dispatches to, and torch."""
+    return (f"{platform.machine()} {_cpu_model()}, {torch.get_num_threads()} threads, "
+            f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
