@@ -180,3 +180,32 @@ def test_resume_reads_the_rows_log_and_drops_a_torn_last_line(tmp_path):
     assert [r["id"] for r in _done_rows(out)] == ["q1", "q2", "q3"]
     with pytest.raises(ValueError, match="--resume needs --json"):
         _done_rows(None)
+
+
+def test_questions_on_one_document_share_its_chunk_index(monkeypatch):
+    import ragspec.methods.rapid as rapid_module
+
+    built = []
+
+    class Counting(rapid_module.DocumentIndex):
+        def __init__(self, text, *args, **kw):
+            built.append(text)
+            super().__init__(text, *args, **kw)
+
+    monkeypatch.setattr(rapid_module, "DocumentIndex", Counting)
+    rapid = _rapid()
+    first = rapid.prompts("What is the code word of room 12?", DOC)
+    again = rapid.prompts("What is the code word of room 40?", DOC)
+    assert len(built) == 1  # the second question reused the index
+    assert "room 40" in again.rag_context and again.drafter_ids != first.drafter_ids
+    fresh = _rapid().prompts("What is the code word of room 40?", DOC)  # its own Rapid, its own index
+    assert again.drafter_ids == fresh.drafter_ids and again.chunks == fresh.chunks
+    built.clear()
+    rapid.prompts("What is the pass word of room 3?", DOC.replace("code word", "pass word"))
+    assert len(built) == 1  # another document gets its own index
+    rapid.prompts("What is the code word of room 7?", DOC)
+    assert len(built) == 1  # and the first one is still kept
+    for i in range(rapid_module.INDEXES_KEPT):
+        rapid.prompts("Which room?", f"Room {i} is empty. " * 40)
+    rapid.prompts("What is the code word of room 12?", DOC)
+    assert len(built) == 2 + rapid_module.INDEXES_KEPT  # the least recent documents were let go
