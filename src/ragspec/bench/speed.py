@@ -153,12 +153,12 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                         m, drafter=models.drafter, datastore=models.datastore, options=options,
                         vocab_size=target.info.vocab_size)
                     engines[m] = Engine(target, proposer, engine_config)
-                engine, proposer = engines[m], engines[m].proposer
+                engine = engines[m]
                 gen = engine.generate(ids, max_new_tokens, sampling,
                                       cache=fast_cache.copy(max_new_tokens + engine_config.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
-                r.timing = dict(getattr(proposer, "timing", {}))  # the proposer's totals over the run so far
+                r.timing = dict(getattr(engine.proposer, "timing", {}))  # the proposer's totals over the run so far
         if on_prompt is not None:
             on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods}, ids)
     report = _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)

@@ -16,9 +16,7 @@ The fallback gate is off: with eta > 0 skipping a draft would change the output,
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, fields
 
 from ragspec.decoding.sampling import SamplingParams
@@ -90,7 +88,8 @@ class Rapid:
         self.config = config or RapidConfig()
         # Questions on one document share its tokens: each model's next prefill reuses the common prefix.
         self._prefix = {"target": PrefixCache(target), "drafter": PrefixCache(drafter)}
-        self._indexes: OrderedDict[tuple[str, int], DocumentIndex] = OrderedDict()  # least recent first
+        # The chunk index of the last few documents: a run of questions on one document builds it once.
+        self._index = functools.lru_cache(maxsize=INDEXES_KEPT)(self._build_index)
 
     def _room(self, lm: CausalLM) -> int:
         return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.gamma - 2
@@ -108,18 +107,10 @@ class Rapid:
                           instruction=DRAFT_INSTRUCTION)
         return RapidPrompts(target.ids, draft.ids, rag_text, chunks, target.truncated, doc_tokens, retrieval_s)
 
-    def _index(self, document: str) -> DocumentIndex:
-        """The document's chunk index, built once for a run of questions on it: chunking, BM25 and
-        embedding an 8K-token document take 1.6-2.4 s on 2 cores, which every later question on the
-        same document would otherwise pay again before its first token."""
-        key = (hashlib.sha256(document.encode("utf-8")).hexdigest(), self.config.chunk_size)
-        index = self._indexes.pop(key, None)
-        if index is None:
-            index = DocumentIndex(document, self.drafter.tokenizer, self.config.chunk_size, self.embedder)
-        self._indexes[key] = index
-        while len(self._indexes) > INDEXES_KEPT:
-            self._indexes.popitem(last=False)
-        return index
+    def _build_index(self, document: str) -> DocumentIndex:
+        """Chunking, BM25 and embedding an 8K-token document take 1.6-2.4 s on 2 cores, which every later
+        question on the same document would otherwise pay again before its first token (`_index`)."""
+        return DocumentIndex(document, self.drafter.tokenizer, self.config.chunk_size, self.embedder)
 
     def engine(self, prompts: RapidPrompts, eta: float | None = None, drafter_cache: KVCache | None = None) -> Engine:
         cfg = self.config
