@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory
+#                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair qwen-longdoc-rapid
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -379,6 +379,19 @@ rasd-memory() {  # RASD with its state carried across prompts (one proposer per 
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,pld,draft,rasd --limit 10 \
       --max-new-tokens 64 --json "$OUT/rasd-memory-qwen-$s.json"
   done
+}
+
+rapid-qwen-pair() {  # RAPID with the Qwen pair (1.5B target on the whole document, 0.5B drafter on its chunks) at 8K (38 minutes)
+  $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 --model $QT --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,pld,draft,rapid:eta=0,rapid:eta=10 --limit 3 --max-new-tokens 64 \
+    --ignore-eos --json "$OUT/rapid-speed-qwen-pair-8000-eos.json"
+}
+
+qwen-longdoc-rapid() {  # the Qwen pair on squad-longdoc with RAPID at eta 0 (lossless), its drafter on chunks (29 minutes)
+  mkdir -p "$OUT/qwen-longdoc"
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,rasd,rapid:eta=0 \
+    --limit 6 --max-new-tokens 64 --ignore-eos --json "$OUT/qwen-longdoc/speed-qwen-squad-longdoc-rapid.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)

@@ -70,7 +70,30 @@ def test_speed_rapid_rows_on_a_long_document_set(tmp_path):
     assert result["num_prompts"] == 2
     assert rows[methods[1]]["identical_to_greedy"] == 1.0  # eta 0 is lossless
     assert rows[methods[1]]["mean_acceptance_length"] >= 1.0 and rows[methods[2]]["acceptance_rate"] is not None
-    assert result["best"] is None  # RAPID is not a lossless speculation: never the "best" lossless method
+    assert result["best"] == methods[1]  # RAPID is lossless at eta 0 only: the eta 50 row never counts as "best"
+
+
+def test_rapid_reads_the_prompt_every_method_reads(monkeypatch):
+    """On a set with its own chat prompt over a document (squad-longdoc), RAPID's target reads that prompt,
+    and its drafter the chunks retrieved from the document; a set without documents is a clear error."""
+    import pytest
+
+    from ragspec.bench import speed
+    from ragspec.bench.sets import BenchPrompt, load_set
+
+    article = load_set("squad-longdoc", limit=1)[0]
+    assert article.document in article.messages[0]["content"] and article.question in article.messages[0]["content"]
+    chat = [BenchPrompt(f"p{i}", ({"role": "user", "content": f"Notes:\n{DOC}\n\nWhat is the code word of room {i}?"},),
+                        question=f"What is the code word of room {i}?", document=DOC) for i in (5, 21)]
+    monkeypatch.setattr(speed, "load_set", lambda name: chat)
+    methods = ["greedy", "rapid:eta=0,chunk_size=64,budget=300"]
+    result = run_speed(_models(), "chat", methods, limit=2, max_new_tokens=12)
+    rows = {r["method"]: r for r in result["rows"]}
+    # greedy reads the chat prompt: at eta 0 RAPID's target can only match it token for token by reading it too
+    assert rows[methods[1]]["identical_to_greedy"] == 1.0 and result["best"] == methods[1]
+    monkeypatch.setattr(speed, "load_set", lambda name: [BenchPrompt("q", ({"role": "user", "content": "Hi?"},))])
+    with pytest.raises(ValueError, match="rapid needs a question and a document"):
+        run_speed(_models(), "qa", methods, limit=1, max_new_tokens=4)
 
 
 def test_bench_commands_fail_with_one_line(tmp_path):

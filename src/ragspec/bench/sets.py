@@ -30,8 +30,8 @@ SETS = ("squad-longdoc", *SPEC_BENCH_CATEGORIES, "mt_bench", "humaneval")
 @dataclass(frozen=True)
 class BenchPrompt:
     id: str
-    messages: tuple[dict, ...] = ()
-    question: str = ""  # long-document sets: the prompt is built from question + document
+    messages: tuple[dict, ...] = ()  # the chat prompt every method sees; empty: built from question + document
+    question: str = ""  # long-document QA (longdoc:DIR, squad-longdoc): what RAPID retrieves for, and from
     document: str = ""
 
 
@@ -76,7 +76,7 @@ def _squad_longdoc() -> list[BenchPrompt]:
                 q = qs[round_]
                 text = (f"Read the document and answer the question.\n\nDocument:\n{docs[title]}\n\n"
                         f"Question: {q.question}")
-                out.append(BenchPrompt(q.id, _user(text)))
+                out.append(BenchPrompt(q.id, _user(text), question=q.question, document=docs[title]))
         round_ += 1
     return out
 

@@ -94,18 +94,23 @@ class Rapid:
     def _room(self, lm: CausalLM) -> int:
         return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.gamma - 2
 
-    def prompts(self, question: str, document: str) -> RapidPrompts:
-        """The target's whole-document prompt and the drafter's retrieved-chunks prompt."""
+    def prompts(self, question: str, document: str, target_ids: list[int] | None = None) -> RapidPrompts:
+        """The target's whole-document prompt and the drafter's retrieved-chunks prompt. `target_ids`: the
+        target's prompt when the caller has its own (a benchmark set's chat prompt over the document)."""
         start = time.perf_counter()
         index = self._index(document)
         doc_tokens = index.num_tokens
         budget = self.config.budget or max(doc_tokens // 8, 1024)
         rag_text, chunks = index.context(question, min(budget, self._room(self.drafter) - 200))
         retrieval_s = time.perf_counter() - start
-        target = lc_prompt(self.target.tokenizer, question, document, self._room(self.target))
+        if target_ids is None:
+            target = lc_prompt(self.target.tokenizer, question, document, self._room(self.target))
+            target_ids, truncated = target.ids, target.truncated
+        else:
+            target_ids, truncated = list(target_ids), False
         draft = lc_prompt(self.drafter.tokenizer, question, rag_text, self._room(self.drafter),
                           instruction=DRAFT_INSTRUCTION)
-        return RapidPrompts(target.ids, draft.ids, rag_text, chunks, target.truncated, doc_tokens, retrieval_s)
+        return RapidPrompts(target_ids, draft.ids, rag_text, chunks, truncated, doc_tokens, retrieval_s)
 
     def _build_index(self, document: str) -> DocumentIndex:
         """Chunking, BM25 and embedding an 8K-token document take 1.6-2.4 s on 2 cores, which every later
