@@ -86,10 +86,15 @@ def test_rapid_reads_the_prompt_every_method_reads(monkeypatch):
     chat = [BenchPrompt(f"p{i}", ({"role": "user", "content": f"Notes:\n{DOC}\n\nWhat is the code word of room {i}?"},),
                         question=f"What is the code word of room {i}?", document=DOC) for i in (5, 21)]
     monkeypatch.setattr(speed, "load_set", lambda name: chat)
+    from ragspec.decoding.text import chat_ids
+
+    models, read = _models(), []
     methods = ["greedy", "rapid:eta=0,chunk_size=64,budget=300"]
-    result = run_speed(_models(), "chat", methods, limit=2, max_new_tokens=12)
+    result = run_speed(models, "chat", methods, limit=2, max_new_tokens=12,
+                       on_prompt=lambda i, pid, outs, ids: read.append(ids))
+    assert read == [chat_ids(models.target.tokenizer, list(p.messages)) for p in chat]  # the set's own prompt
     rows = {r["method"]: r for r in result["rows"]}
-    # greedy reads the chat prompt: at eta 0 RAPID's target can only match it token for token by reading it too
+    # at eta 0 RAPID's target can only match greedy token for token by reading the same prompt
     assert rows[methods[1]]["identical_to_greedy"] == 1.0 and result["best"] == methods[1]
     monkeypatch.setattr(speed, "load_set", lambda name: [BenchPrompt("q", ({"role": "user", "content": "Hi?"},))])
     with pytest.raises(ValueError, match="rapid needs a question and a document"):
