@@ -80,14 +80,14 @@ def test_rapid_reads_the_prompt_every_method_reads(monkeypatch):
 
     from ragspec.bench import speed
     from ragspec.bench.sets import BenchPrompt, load_set
+    from ragspec.decoding.text import chat_ids
 
     article = load_set("squad-longdoc", limit=1)[0]
     assert article.document in article.messages[0]["content"] and article.question in article.messages[0]["content"]
-    chat = [BenchPrompt(f"p{i}", ({"role": "user", "content": f"Notes:\n{DOC}\n\nWhat is the code word of room {i}?"},),
-                        question=f"What is the code word of room {i}?", document=DOC) for i in (5, 21)]
+    asks = [f"What is the code word of room {i}?" for i in (5, 21)]
+    chat = [BenchPrompt(f"p{i}", ({"role": "user", "content": f"Notes:\n{DOC}\n\n{ask}"},), question=ask, document=DOC)
+            for i, ask in enumerate(asks)]
     monkeypatch.setattr(speed, "load_set", lambda name: chat)
-    from ragspec.decoding.text import chat_ids
-
     models, read = _models(), []
     methods = ["greedy", "rapid:eta=0,chunk_size=64,budget=300"]
     result = run_speed(models, "chat", methods, limit=2, max_new_tokens=12,

@@ -49,7 +49,7 @@ def is_lossless_speculation(method: str) -> bool:
     if is_rapid(method):
         from ragspec.methods.rapid import rapid_config
 
-        return rapid_config(method).eta == 0
+        return rapid_config(method).lossless
     return is_speculation(method)
 
 
@@ -130,7 +130,8 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     if not prompts:
         raise ValueError(f"no prompt of {set_name!r} fits the context of {target.info.name}")
     if rapids and not all(p.document for p, _ in prompts):
-        raise ValueError(f"rapid needs a question and a document per prompt (longdoc:DIR or squad-longdoc), not {set_name!r}")
+        raise ValueError(f"rapid needs a question and a document per prompt (longdoc:DIR or squad-longdoc), "
+                         f"not {set_name!r}")
     results = {m: MethodResult(m) for m in methods}
     eos = target.info.eos_token_ids
     sampling = SamplingParams(ignore_eos=ignore_eos)  # greedy

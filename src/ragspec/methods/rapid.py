@@ -47,6 +47,11 @@ class RapidConfig:
     max_new_tokens: int = 32
 
     @property
+    def lossless(self) -> bool:
+        """eta 0 makes p_hat = p, so either residual emits exactly the target's law (docs/design.md)."""
+        return self.eta == 0
+
+    @property
     def prompt_key(self) -> tuple:
         """The settings that shape `Rapid.prompts` (chunks, drafter budget, room left to generate): runs
         that agree on them can share one chunking, embedding and retrieval of a document."""
