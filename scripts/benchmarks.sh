@@ -6,6 +6,7 @@
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair qwen-longdoc-rapid
+#                                               rapid-pld-qwen rapid-pld-smollm2
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -392,6 +393,27 @@ qwen-longdoc-rapid() {  # the Qwen pair on squad-longdoc with RAPID at eta 0 (lo
   mkdir -p "$OUT/qwen-longdoc"
   $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,rasd,rapid:eta=0 \
     --limit 6 --max-new-tokens 64 --ignore-eos --json "$OUT/qwen-longdoc/speed-qwen-squad-longdoc-rapid.json"
+}
+
+rapid-pld-qwen() {  # RAPID fused with prompt lookup (rapid:eta=0,pld=1), the Qwen pair: 8K set, then squad-longdoc (60 minutes)
+  mkdir -p "$OUT/rapid-pld"
+  [ -d "$OUT/longdoc-qwen-8000-fill" ] || $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 \
+    --model $QT --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=0,pld=1 --limit 3 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-pld/rapid-pld-qwen-pair-8000-eos.json"
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD \
+    --methods hf-greedy,greedy,pld,rasd,rapid:eta=0,rapid:eta=0,pld=1 --limit 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-pld/rapid-pld-qwen-squad-longdoc.json"
+}
+
+rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (26 minutes)
+  mkdir -p "$OUT/rapid-pld"
+  [ -d "$OUT/longdoc-smollm2-8000" ] || $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 \
+    --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=0,pld=1,rapid:eta=10 --limit 6 \
+    --max-new-tokens 64 --ignore-eos --json "$OUT/rapid-pld/rapid-pld-smollm2-8000-eos.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)

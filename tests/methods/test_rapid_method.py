@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from ragspec.decoding.sampling import SamplingParams
 from ragspec.engine import Engine
 from ragspec.eval.longdoc import build_longdoc, load_longdoc, run_longdoc
-from ragspec.methods.rapid import Rapid, RapidConfig, rapid_config
+from ragspec.methods.rapid import PLD_NODES, Rapid, RapidConfig, rapid_config
 from ragspec.retrieval.embedder import HashEmbedder
 from tiny import tiny_chat_lm, tiny_tokenizer
 
@@ -209,3 +210,19 @@ def test_questions_on_one_document_share_its_chunk_index(monkeypatch):
         rapid.prompts("Which room?", f"Room {i} is empty. " * 40)
     rapid.prompts("What is the code word of room 12?", DOC)
     assert len(built) == 2 + rapid_module.INDEXES_KEPT  # the least recent documents were let go
+
+
+def test_rapid_with_prompt_lookup_is_lossless_and_copies_what_the_drafter_never_read():
+    """pld=1 fuses lookup over the target's whole context into the drafter's tree: at eta 0 the tokens
+    are still the long-context greedy ones, and lookup branches are drafted and accepted."""
+    rapid = _rapid(eta=0.0, pld=1, gamma=4)
+    question = "What is the code word of room 12?"
+    prompts = rapid.prompts(question, DOC)
+    sampling = SamplingParams(ignore_eos=True)
+    want = Engine(rapid.target).generate(prompts.target_ids, 48, sampling).token_ids
+    gen = rapid.engine(prompts).generate(prompts.target_ids, 48, sampling)
+    assert gen.token_ids == want
+    assert gen.stats.by_source["pld"].accepted > 0 and gen.stats.by_source["draft_lm"].drafted > 0
+    assert rapid.config.max_nodes == 4 + PLD_NODES
+    with pytest.raises(ValueError, match="needs eta=0"):
+        rapid_config("rapid:eta=10,pld=1")

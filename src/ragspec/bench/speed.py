@@ -155,7 +155,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 if key not in rapid_prompts:  # the target reads the prompt every method reads
                     rapid_prompts[key] = rapids[m].prompts(p.question, p.document, target_ids=ids)
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
-                    ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.gamma + 2))
+                    ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
             else:

@@ -11,6 +11,9 @@ value), residual "p_hat" (the output is exactly p_hat; "rapid" reproduces the of
 output law is neither p nor p_hat), chunks of 256 tokens (the paper's 512 are for 128K contexts) and a
 drafter budget of max(L/8, 1024) tokens (the paper's max(L/32, 4096) scaled to 8K-32K documents).
 The fallback gate is off: with eta > 0 skipping a draft would change the output, not only the speed.
+Option pld=1 (eta 0 only) fuses prompt-lookup branches over the target's whole context into the drafter's
+tree with RASD's proposer: the drafter reads only the chunks, while what the answer copies from elsewhere
+in the document costs no drafter forward. Lossless, so the gate is on there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, fields
 
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
+from ragspec.drafting.pld import PLDConfig, PLDProposer
+from ragspec.drafting.rasd import RASDProposer
 from ragspec.drafting.registry import method_options
 from ragspec.engine import Engine, EngineConfig
 from ragspec.models.base import CausalLM, KVCache
@@ -31,6 +36,7 @@ from ragspec.retrieval.document import DocumentIndex
 from ragspec.spec.rapid import RESIDUALS, greedy_logits, rapid_rule
 
 DRAFT_INSTRUCTION = "Read the following retrieved text chunks of a document and answer the question."
+PLD_NODES = 14  # lookup nodes fused into a step's tree (rapid:pld=1): 24 in all at gamma 10, as RASD's budget
 INDEXES_KEPT = 4  # documents whose chunk index a Rapid keeps: questions tend to come in runs on one document
 
 
@@ -44,6 +50,7 @@ class RapidConfig:
     budget: int = 0  # drafter context in tokens; 0 = max(L / 8, 1024)
     confidence: float = 0.1  # drafter early stop below this confidence (the official eval's value)
     lookahead: int = 0  # prompt-lookup guesses the drafter checks per forward (DraftLMConfig.lookahead)
+    pld: int = 0  # 1: fuse prompt lookup over the target's whole context into the drafter's tree (eta 0 only)
     max_new_tokens: int = 32
 
     @property
@@ -52,16 +59,26 @@ class RapidConfig:
         return self.eta == 0
 
     @property
+    def max_nodes(self) -> int:
+        """Draft nodes a step may verify: the drafter's chain, plus prompt-lookup branches when fused."""
+        return self.gamma + (PLD_NODES if self.pld else 0)
+
+    @property
     def prompt_key(self) -> tuple:
         """The settings that shape `Rapid.prompts` (chunks, drafter budget, room left to generate): runs
         that agree on them can share one chunking, embedding and retrieval of a document."""
-        return (self.chunk_size, self.budget, self.gamma, self.max_new_tokens)
+        return (self.chunk_size, self.budget, self.max_nodes, self.max_new_tokens)
 
     def __post_init__(self) -> None:
         if self.residual not in RESIDUALS:
             raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
         if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0 or self.lookahead < 0:
             raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0, lookahead >= 0")
+        if self.pld not in (0, 1):
+            raise ValueError(f"rapid's pld is 0 or 1, got {self.pld}")
+        if self.pld and self.eta != 0:
+            raise ValueError("rapid's pld=1 needs eta=0: the transfer needs the drafter's q at every drafted "
+                             "position, and prompt-lookup branches carry none")
 
 
 def rapid_config(name: str, **base) -> RapidConfig:
@@ -97,7 +114,7 @@ class Rapid:
         self._index = functools.lru_cache(maxsize=INDEXES_KEPT)(self._build_index)
 
     def _room(self, lm: CausalLM) -> int:
-        return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.gamma - 2
+        return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.max_nodes - 2
 
     def prompts(self, question: str, document: str, target_ids: list[int] | None = None) -> RapidPrompts:
         """The target's whole-document prompt and the drafter's retrieved-chunks prompt. `target_ids`: the
@@ -129,7 +146,11 @@ class Rapid:
                                      lookahead=cfg.lookahead)
         proposer = DraftLMProposer(self.drafter, draft_config, prompt_ids=prompts.drafter_ids,
                                    prompt_cache=drafter_cache)
-        return Engine(self.target, proposer, EngineConfig(max_nodes=cfg.gamma, max_depth=cfg.gamma, gate=False),
+        if cfg.pld:  # RASD's fusion: lookup in the whole document (which the drafter never reads), pruned by q.
+            # Lossless (eta 0), so the gate may time plain steps: RASD's skip and prune rules weigh them.
+            proposer = RASDProposer(proposer, [PLDProposer(PLDConfig(max_len=cfg.gamma))])
+        engine_config = EngineConfig(max_nodes=cfg.max_nodes, max_depth=cfg.gamma, gate=bool(cfg.pld))
+        return Engine(self.target, proposer, engine_config,
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
                       greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
 
@@ -140,7 +161,7 @@ class Rapid:
         shared across calls, e.g. an eta sweep on one question."""
         start = time.perf_counter()
         prompts = prompts or self.prompts(question, document)
-        cache = target_cache.copy(self.config.max_new_tokens + self.config.gamma + 2) if target_cache else None
+        cache = target_cache.copy(self._room_after()) if target_cache else None
         engine = self.engine(prompts, eta, drafter_cache)
         gen = engine.generate(prompts.target_ids, self.config.max_new_tokens, sampling, cache=cache)
         text = self.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
@@ -155,7 +176,7 @@ class Rapid:
         return self._prefix["drafter"].prefill(prompts.drafter_ids[:-1], self._room_after())
 
     def _room_after(self) -> int:
-        return self.config.max_new_tokens + self.config.gamma + 2
+        return self.config.max_new_tokens + self.config.max_nodes + 2
 
     def lc_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,
                   target_cache: KVCache | None = None) -> Answer:
