@@ -395,7 +395,7 @@ qwen-longdoc-rapid() {  # the Qwen pair on squad-longdoc with RAPID at eta 0 (lo
     --limit 6 --max-new-tokens 64 --ignore-eos --json "$OUT/qwen-longdoc/speed-qwen-squad-longdoc-rapid.json"
 }
 
-rapid-pld-qwen() {  # RAPID fused with prompt lookup (rapid:eta=0,pld=1), the Qwen pair: 8K set, then squad-longdoc (60 minutes)
+rapid-pld-qwen() {  # RAPID fused with prompt lookup (rapid:eta=0,pld=1), the Qwen pair: 8K set, then squad-longdoc (62 minutes)
   mkdir -p "$OUT/rapid-pld"
   [ -d "$OUT/longdoc-qwen-8000-fill" ] || $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 \
     --model $QT --max-articles 4 --fill
@@ -407,7 +407,7 @@ rapid-pld-qwen() {  # RAPID fused with prompt lookup (rapid:eta=0,pld=1), the Qw
     --json "$OUT/rapid-pld/rapid-pld-qwen-squad-longdoc.json"
 }
 
-rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (26 minutes)
+rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (17 minutes)
   mkdir -p "$OUT/rapid-pld"
   [ -d "$OUT/longdoc-smollm2-8000" ] || $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 \
     --model $SMOL --max-articles 4 --fill
