@@ -153,7 +153,8 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 cfg = rapids[m].config
                 key = cfg.prompt_key
                 if key not in rapid_prompts:  # the target reads the prompt every method reads
-                    rapid_prompts[key] = rapids[m].prompts(p.question, p.document, target_ids=ids)
+                    rapid_prompts[key] = rapids[m].prompts(p.question, p.document, target_ids=ids,
+                                                            messages=p.messages or None)
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
                     ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)

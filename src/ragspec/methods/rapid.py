@@ -21,8 +21,10 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, fields
+from typing import Sequence
 
 from ragspec.decoding.sampling import SamplingParams
+from ragspec.decoding.text import chat_ids
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.pld import PLDConfig, PLDProposer
 from ragspec.drafting.rasd import RASDProposer
@@ -116,9 +118,12 @@ class Rapid:
     def _room(self, lm: CausalLM) -> int:
         return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.max_nodes - 2
 
-    def prompts(self, question: str, document: str, target_ids: list[int] | None = None) -> RapidPrompts:
+    def prompts(self, question: str, document: str, target_ids: list[int] | None = None,
+                messages: Sequence[dict] | None = None) -> RapidPrompts:
         """The target's whole-document prompt and the drafter's retrieved-chunks prompt. `target_ids`: the
-        target's prompt when the caller has its own (a benchmark set's chat prompt over the document)."""
+        target's prompt when the caller has its own (a benchmark set's chat prompt over the document);
+        `messages`: that chat prompt, which the drafter then reads too, with the document replaced by its
+        chunks, so both models see one format (a draft in another format is accepted less often)."""
         start = time.perf_counter()
         index = self._index(document)
         doc_tokens = index.num_tokens
@@ -130,9 +135,13 @@ class Rapid:
             target_ids, truncated = target.ids, target.truncated
         else:
             target_ids, truncated = list(target_ids), False
-        draft = lc_prompt(self.drafter.tokenizer, question, rag_text, self._room(self.drafter),
-                          instruction=DRAFT_INSTRUCTION)
-        return RapidPrompts(target_ids, draft.ids, rag_text, chunks, truncated, doc_tokens, retrieval_s)
+        if messages is not None and any(document in m["content"] for m in messages):
+            drafter_ids = chat_ids(self.drafter.tokenizer, [{**m, "content": m["content"].replace(document, rag_text)}
+                                                            for m in messages])
+        else:
+            drafter_ids = lc_prompt(self.drafter.tokenizer, question, rag_text, self._room(self.drafter),
+                                    instruction=DRAFT_INSTRUCTION).ids
+        return RapidPrompts(target_ids, drafter_ids, rag_text, chunks, truncated, doc_tokens, retrieval_s)
 
     def _build_index(self, document: str) -> DocumentIndex:
         """Chunking, BM25 and embedding an 8K-token document take 1.6-2.4 s on 2 cores, which every later
