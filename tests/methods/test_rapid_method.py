@@ -229,18 +229,17 @@ def test_rapid_with_prompt_lookup_is_lossless_and_copies_what_the_drafter_never_
 
 
 def test_the_drafter_reads_the_callers_chat_format_with_chunks_for_the_document():
-    """Given the set's chat prompt over the document, the drafter reads that prompt with the document
-    replaced by its retrieved chunks; messages without the document fall back to RAPID's own prompt."""
+    """Given the caller's chat prompt over the document, the target reads it as is and the drafter with the
+    document replaced by its retrieved chunks; a chat prompt without the document is a clear error."""
     from ragspec.decoding.text import chat_ids
 
     rapid = _rapid()
     question = "What is the code word of room 12?"
     messages = ({"role": "user", "content": f"Notes:\n{DOC}\n\nAsk: {question}"},)
-    own = chat_ids(rapid.target.tokenizer, list(messages))
-    prompts = rapid.prompts(question, DOC, target_ids=own, messages=messages)
-    assert prompts.target_ids == own
+    prompts = rapid.prompts(question, DOC, messages=messages)
+    assert prompts.target_ids == chat_ids(rapid.target.tokenizer, list(messages))
     want = [{"role": "user", "content": f"Notes:\n{prompts.rag_context}\n\nAsk: {question}"}]
     assert prompts.drafter_ids == chat_ids(rapid.drafter.tokenizer, want)
-    assert len(prompts.drafter_ids) < len(own)
-    other = rapid.prompts(question, DOC, target_ids=own, messages=({"role": "user", "content": question},))
-    assert other.drafter_ids == rapid.prompts(question, DOC).drafter_ids
+    assert len(prompts.drafter_ids) < len(prompts.target_ids)
+    with pytest.raises(ValueError, match="needs the document inside"):
+        rapid.prompts(question, DOC, messages=({"role": "user", "content": question},))

@@ -153,8 +153,9 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                 cfg = rapids[m].config
                 key = cfg.prompt_key
                 if key not in rapid_prompts:  # the target reads the prompt every method reads
-                    rapid_prompts[key] = rapids[m].prompts(p.question, p.document, target_ids=ids,
-                                                            messages=p.messages or None)
+                    rapid_prompts[key] = rapids[m].prompts(p.question, p.document, messages=p.messages or None)
+                    if rapid_prompts[key].target_ids != ids:  # e.g. a gamma so large that RAPID cut the document
+                        raise ValueError(f"{m}: RAPID's target prompt differs from the other methods' on {p.id}")
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
                     ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.max_nodes + 2))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)

@@ -118,27 +118,25 @@ class Rapid:
     def _room(self, lm: CausalLM) -> int:
         return (lm.info.max_context or 1 << 20) - self.config.max_new_tokens - self.config.max_nodes - 2
 
-    def prompts(self, question: str, document: str, target_ids: list[int] | None = None,
-                messages: Sequence[dict] | None = None) -> RapidPrompts:
-        """The target's whole-document prompt and the drafter's retrieved-chunks prompt. `target_ids`: the
-        target's prompt when the caller has its own (a benchmark set's chat prompt over the document);
-        `messages`: that chat prompt, which the drafter then reads too, with the document replaced by its
-        chunks, so both models see one format (a draft in another format is accepted less often)."""
+    def prompts(self, question: str, document: str, messages: Sequence[dict] | None = None) -> RapidPrompts:
+        """The target's whole-document prompt and the drafter's retrieved-chunks prompt. `messages`: the
+        caller's own chat prompt over the document (a benchmark set's): the target reads it as is, the
+        drafter with the document replaced by its chunks, so both models see one format."""
         start = time.perf_counter()
         index = self._index(document)
         doc_tokens = index.num_tokens
         budget = self.config.budget or max(doc_tokens // 8, 1024)
         rag_text, chunks = index.context(question, min(budget, self._room(self.drafter) - 200))
         retrieval_s = time.perf_counter() - start
-        if target_ids is None:
+        if messages is not None and any(document in m["content"] for m in messages):
+            target_ids, truncated = chat_ids(self.target.tokenizer, list(messages)), False
+            chunked = [{**m, "content": m["content"].replace(document, rag_text)} for m in messages]
+            drafter_ids = chat_ids(self.drafter.tokenizer, chunked)
+        elif messages is not None:
+            raise ValueError("RAPID needs the document inside the caller's chat prompt to swap in its chunks")
+        else:
             target = lc_prompt(self.target.tokenizer, question, document, self._room(self.target))
             target_ids, truncated = target.ids, target.truncated
-        else:
-            target_ids, truncated = list(target_ids), False
-        if messages is not None and any(document in m["content"] for m in messages):
-            drafter_ids = chat_ids(self.drafter.tokenizer, [{**m, "content": m["content"].replace(document, rag_text)}
-                                                            for m in messages])
-        else:
             drafter_ids = lc_prompt(self.drafter.tokenizer, question, rag_text, self._room(self.drafter),
                                     instruction=DRAFT_INSTRUCTION).ids
         return RapidPrompts(target_ids, drafter_ids, rag_text, chunks, truncated, doc_tokens, retrieval_s)
