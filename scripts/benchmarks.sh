@@ -6,7 +6,7 @@
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair qwen-longdoc-rapid
-#                                               rapid-pld-qwen rapid-pld-smollm2
+#                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd rapid-qwen-pair-6 screen
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -414,6 +414,33 @@ rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=0,pld=1,rapid:eta=10 --limit 6 \
     --max-new-tokens 64 --ignore-eos --json "$OUT/rapid-pld/rapid-pld-smollm2-8000-eos.json"
+}
+
+identity-qwen-prd() {  # 50-prompt identity of pld+rest+draft with the Qwen pair (rag), the last lossless gap
+  $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld+rest+draft \
+    --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-prd.json"
+}
+
+rapid-qwen-pair-6() {  # RAPID eta 0 with the Qwen pair at 8K on 6 prompts, every method run to 64 tokens
+  [ -d "$OUT/longdoc-qwen-8000-fill" ] || $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 \
+    --model $QT --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0 --limit 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/rapid-speed-qwen-pair-8000-eos-6.json"
+}
+
+screen() {  # the int8-screened output layer: forward cost with full logits and argmax only, then end to end
+  mkdir -p "$OUT/screen"
+  $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 9 \
+    --json "$OUT/screen/verify-smollm2.json"
+  $R bench verify --model $QT --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
+    --json "$OUT/screen/verify-qwen15.json"
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+    --json "$OUT/screen/speed-smollm2-rag.json"
+  for s in summarization rag; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 10 \
+      --max-new-tokens 64 --json "$OUT/screen/speed-qwen-$s.json"
+  done
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from ragspec.decoding.sampling import SamplingParams, transform
-from ragspec.drafting.base import DraftContext, Proposer
+from ragspec.drafting.base import DraftContext, Proposer, reads_target_logits
 from ragspec.metrics import SpecStats
 from ragspec.models.base import CausalLM, KVCache
 from ragspec.spec.acceptance import NodeRule, TorchRandomness, greedy_walk, sampling_walk, standard_rule
@@ -131,6 +131,8 @@ class Engine:
             t = time.perf_counter()
             self.proposer.begin(tokens)
             stats.draft_s += time.perf_counter() - t
+        # Greedy acceptance reads only argmaxes, unless a transform or a proposer reads the logits themselves.
+        argmax_only = sampling.greedy and self.greedy_transform is None and not reads_target_logits(self.proposer)
         gate = SpeculationGate(enabled=cfg.gate and self.proposer is not None, max_nodes=cfg.max_nodes)
         gate.resume(self.gate_memory)
         generated: list[int] = []
@@ -153,7 +155,7 @@ class Engine:
             t1 = time.perf_counter()
             # 2. Verify in one forward.
             base = cache.length
-            logits = verify(target, cache, tokens[-1], tree)
+            logits = verify(target, cache, tokens[-1], tree, argmax_only)
             t2 = time.perf_counter()
             # 3. Accept.
             if sampling.greedy:

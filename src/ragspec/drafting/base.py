@@ -48,3 +48,9 @@ class Proposer(Protocol):
         """Feedback after verification (result.tree is the tree that was verified, which may be a fusion of
         several proposers' trees); ctx.tokens does not include the step's output yet."""
         ...
+
+
+def reads_target_logits(proposer: Proposer | None) -> bool:
+    """True when the proposer learns from the target's whole logits rows in `observe` (token recycling's
+    top-k), not just from what was accepted; then greedy verification must compute them in full."""
+    return bool(getattr(proposer, "reads_target_logits", False))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from ragspec.drafting.base import DraftContext, Proposer
+from ragspec.drafting.base import DraftContext, Proposer, reads_target_logits
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree, TreeBuilder
 from ragspec.spec.verifier import VerifyResult
@@ -21,6 +21,10 @@ class CompositeProposer:
             raise ValueError("a composite proposer needs at least one proposer")
         self.proposers = list(proposers)
         self.name = name or "+".join(p.name for p in self.proposers)
+
+    @property
+    def reads_target_logits(self) -> bool:
+        return any(reads_target_logits(p) for p in self.proposers)
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         for p in self.proposers:

@@ -54,7 +54,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ragspec.drafting.base import DraftContext, Proposer
+from ragspec.drafting.base import DraftContext, Proposer, reads_target_logits
 from ragspec.drafting.composite import observe_parts, own_acceptance
 from ragspec.drafting.draft_lm import DraftLMProposer
 from ragspec.spec.gate import ema
@@ -176,6 +176,10 @@ class RASDProposer:
         self.catch_up_s: float | None = None  # EMA: seconds of the drafter reading the new tokens
         self.streak: dict[str, bool] = {}  # source -> its candidates matched all the last step emitted
         self.skips_in_row, self.probe_after, self.probed = 0, PROBE_AFTER[0], False
+
+    @property
+    def reads_target_logits(self) -> bool:
+        return any(reads_target_logits(p) for p in self._parts())
 
     def begin(self, prompt_ids: Sequence[int]) -> None:
         self.streak = {}

@@ -37,6 +37,7 @@ class RecycleConfig:
 
 class RecycleProposer:
     name = "recycle"
+    reads_target_logits = True  # its table keeps the target's top-k successors of each verified token
 
     def __init__(self, vocab_size: int, config: RecycleConfig | None = None) -> None:
         self.config = config or RecycleConfig()

@@ -159,7 +159,8 @@ class Rapid:
         engine_config = EngineConfig(max_nodes=cfg.max_nodes, max_depth=cfg.gamma, gate=bool(cfg.pld))
         return Engine(self.target, proposer, engine_config,
                       rule=rapid_rule(eta, cfg.alpha, cfg.residual),
-                      greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha))
+                      # eta 0 leaves the logits as they are: no transform, so greedy steps read argmaxes only
+                      greedy_transform=functools.partial(greedy_logits, eta=eta, alpha=cfg.alpha) if eta else None)
 
     def answer(self, question: str, document: str, sampling: SamplingParams | None = None,
                eta: float | None = None, prompts: RapidPrompts | None = None,

@@ -73,6 +73,7 @@ class CausalLM(Protocol):
         positions: torch.Tensor | None = None,  # [q] long, default cache.length + arange(q)
         tree_mask: torch.Tensor | None = None,  # [q, q] bool, True = may attend; None = causal
         num_logits: int | None = None,  # logits for the last k tokens only; None = all q
+        argmax_only: bool = False,  # only each row's argmax need be right (greedy); other entries may be -inf
     ) -> torch.Tensor:  # [k, vocab] float32
         ...
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from ragspec.models.base import check_forward_args, default_positions
+from ragspec.models.screen import ScreenedHead
 from ragspec.models.stock import model_info
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
@@ -280,6 +281,8 @@ class FastLM:
         self.embed = base.embed_tokens.weight
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
         self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.int8)
+        # Greedy steps of a float32 model read an int8 screen of the output layer instead (models/screen.py).
+        self.screen = None if self.int8 else ScreenedHead(model.get_output_embeddings().weight)
         if self.int8:
             self.info = replace(self.info, name=f"{self.info.name} (int8)")
         self.rotary = base.rotary_emb
@@ -290,7 +293,8 @@ class FastLM:
 
     @torch.inference_mode()
     def forward(self, cache: FastCache, token_ids: torch.Tensor, positions: torch.Tensor | None = None,
-                tree_mask: torch.Tensor | None = None, num_logits: int | None = None) -> torch.Tensor:
+                tree_mask: torch.Tensor | None = None, num_logits: int | None = None,
+                argmax_only: bool = False) -> torch.Tensor:
         n = cache.length
         check_forward_args(n, token_ids, tree_mask, self.info.max_context)
         q = token_ids.shape[0]
@@ -317,7 +321,8 @@ class FastLM:
         cache._length = n + q
         k = num_logits or q
         h = _rms_norm(x[q - k :], self.norm_w, self.norm_eps)
-        return self.lm_head(h).float()
+        head = self.screen if argmax_only and self.screen is not None else self.lm_head
+        return head(h).float()
 
     def _attention(self, i: int, layer: _Layer, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                    rows: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor] | None,

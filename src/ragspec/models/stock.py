@@ -58,7 +58,8 @@ class StockLM:
 
     @torch.inference_mode()
     def forward(self, cache: StockCache, token_ids: torch.Tensor, positions: torch.Tensor | None = None,
-                tree_mask: torch.Tensor | None = None, num_logits: int | None = None) -> torch.Tensor:
+                tree_mask: torch.Tensor | None = None, num_logits: int | None = None,
+                argmax_only: bool = False) -> torch.Tensor:
         n = cache.length
         check_forward_args(n, token_ids, tree_mask, self.info.max_context)
         q = token_ids.shape[0]

@@ -26,13 +26,15 @@ class VerifyResult:
     logits: torch.Tensor  # [N+1, V] target logits for the same rows
 
 
-def verify(lm: CausalLM, cache: KVCache, root_token: int, tree: TokenTree) -> torch.Tensor:
-    """Logits [N+1, V] for [root, nodes...]; the cache grows by N+1 rows."""
+def verify(lm: CausalLM, cache: KVCache, root_token: int, tree: TokenTree, argmax_only: bool = False) -> torch.Tensor:
+    """Logits [N+1, V] for [root, nodes...]; the cache grows by N+1 rows. `argmax_only`: greedy acceptance
+    reads only each row's argmax, so the backend may leave the other entries -inf (CausalLM.forward)."""
     ids = input_ids(root_token, tree)
     if not len(tree):
-        return lm.forward(cache, ids)
+        return lm.forward(cache, ids, argmax_only=argmax_only)
     base = cache.length
-    return lm.forward(cache, ids, positions=base + position_offsets(tree), tree_mask=attention_mask(tree))
+    return lm.forward(cache, ids, positions=base + position_offsets(tree), tree_mask=attention_mask(tree),
+                      argmax_only=argmax_only)
 
 
 def commit(cache: KVCache, base: int, acceptance: Acceptance) -> None:

@@ -1,0 +1,78 @@
+"""Exact greedy argmax that reads a quarter of the output layer: an int8 screen, then float32 for the few.
+
+Why: a float32 decode step reads every weight once, and the output layer (vocabulary x hidden) is 15% of
+Qwen2.5-1.5B's bytes and 21% of SmolLM2-135M's. Greedy decoding and greedy verification only need the
+argmax of each row. An int8 copy of the layer (per-row scales, fbgemm's dynamic linear, a quarter of the
+bytes) gives every logit to within a bound that follows from the two roundings; only the tokens whose
+upper bound reaches the best lower bound can hold the maximum, and those few are recomputed in float32
+from the original rows. So the argmax is the float32 logits' argmax; every other entry is -inf, and the
+result is for taking the argmax only.
+
+The bound, for logit i of a row x (w_i the float32 row, w^_i its int8 rounding, x^ the activation's):
+  |w_i . x - w^_i . x^| <= |w^_i . (x - x^)| + |(w_i - w^_i) . x|
+                        <= (step_x / 2) * ||w^_i||_1 + (step_w_i / 2) * ||x||_1,
+step_w_i = max|w_i| / 127 (the weight rounding) and step_x = (max(x, 0) - min(x, 0)) / 127: fbgemm
+quantizes a call's activations over that range onto 256 or, with `reduce_range`, 128 levels (128 is the
+coarser). The int8 products are summed exactly in int32. The float32 reference (the full layer's own
+dot products) differs from the real-number logit by at most about hidden * 2^-24 * sum_j |w_ij x_j|, which
+is covered by widening the second term (`_FLOAT`).
+
+Final hidden states carry a few huge channels (Qwen2.5-1.5B: 113 where most are under 3), and with one
+quantization range per call they would make step_x, and so the bound, useless (every token a candidate).
+So the channels that were largest in the first call (`OUTLIERS` of them, which recur: massive
+activations sit in fixed channels) are taken out of the int8 product and added back exactly in float32
+from a small [V, OUTLIERS] copy. A later call whose large channels fall elsewhere stays exact, with a
+looser bound and more candidates.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+LEVELS = 127  # the coarsest grid fbgemm puts activations on (reduce_range: 7 bits)
+OUTLIERS = 32  # channels added exactly in float32 instead of through the int8 product
+
+
+class ScreenedHead:
+    """y = x W^T for argmax only (see module docstring). weight: [V, C] float32, kept for the recompute."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        w = weight.detach().float()
+        step = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)  # [V]
+        with warnings.catch_warnings():  # the quantized-tensor constructors carry a deprecation notice
+            warnings.simplefilter("ignore")
+            q = torch.quantize_per_channel(w, step.double(), torch.zeros_like(step, dtype=torch.long), 0, torch.qint8)
+        self.weight = weight
+        self.packed = torch.ops.quantized.linear_prepack(q, None)
+        hidden = w.shape[1]
+        self._float = 1 + 2 * hidden * 2.0**-24 * 254  # float32 rounding, relative to the weight term
+        self.half_step = step / 2 * self._float  # [V]
+        self.l1 = q.dequantize().abs().sum(dim=1)  # [V] ||w^_i||_1
+        self.outliers: torch.Tensor | None = None  # [OUTLIERS] channel ids, chosen on the first call
+        self.outlier_w: torch.Tensor | None = None  # [V, OUTLIERS] float32 columns of the weight
+
+    def bounds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [k, C] float32 -> (approx, slack), each [k, V]: every float32 logit lies in approx +- slack."""
+        if self.outliers is None:
+            self.outliers = x.abs().amax(dim=0).topk(min(OUTLIERS, x.shape[1])).indices.sort().values
+            self.outlier_w = self.weight.detach()[:, self.outliers].float().contiguous()
+        rest = x.clone()
+        rest[:, self.outliers] = 0
+        approx = torch.ops.quantized.linear_dynamic(rest, self.packed)  # [k, V]
+        approx.addmm_(x[:, self.outliers], self.outlier_w.T)
+        step_x = (rest.max().clamp_min(0) - rest.min().clamp_max(0)) / LEVELS
+        slack = torch.outer(x.abs().sum(dim=1), self.half_step)  # [k, V]
+        slack.add_(self.l1, alpha=float(step_x) / 2)
+        return approx, slack
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [k, C] float32 -> [k, V]: the float32 logits where a row's maximum may be, -inf elsewhere."""
+        approx, slack = self.bounds(x)
+        best_low = (approx - slack).amax(dim=1, keepdim=True)  # [k, 1]
+        candidates = torch.nonzero((approx + slack >= best_low).any(dim=0)).squeeze(1)  # [m]
+        out = torch.full_like(approx, float("-inf"))
+        out[:, candidates] = F.linear(x, self.weight[candidates])
+        return out

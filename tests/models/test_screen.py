@@ -1,0 +1,75 @@
+"""The int8-screened output layer: exact argmax, the bound it rests on, and where the engine uses it."""
+
+from __future__ import annotations
+
+import torch
+
+from ragspec.decoding.sampling import SamplingParams
+from ragspec.drafting.base import reads_target_logits
+from ragspec.drafting.composite import CompositeProposer
+from ragspec.drafting.pld import PLDProposer
+from ragspec.drafting.recycle import RecycleProposer
+from ragspec.engine import Engine
+from ragspec.models.screen import ScreenedHead
+from tests.tiny import tiny_lm
+
+
+def _near_ties(seed: int, vocab: int = 4000, hidden: int = 256, rows: int = 6):
+    """A head whose top logits sit within int8's error of each other: rows 0-15 are one row plus noise
+    far below int8's weight step, so the screen alone cannot order them."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(vocab, hidden, generator=g) * 0.05
+    w[:16] = w[0] + torch.randn(16, hidden, generator=g) * 1e-4
+    x = torch.randn(rows, hidden, generator=g)
+    x[:, :] += w[0] * 40  # every row points at the near-tied block
+    return w, x
+
+
+def test_screen_bound_holds_on_every_logit():
+    w, x = _near_ties(0)
+    x[:, 7] = 60.0  # a huge channel, as final hidden states have
+    head = ScreenedHead(w)
+    head(x[:1] * 0 + torch.eye(1, x.shape[1])[0] * 5)  # the first call picks channels that are not the huge one
+    for rows in (x, x * 3):
+        approx, slack = head.bounds(rows)
+        assert ((approx - rows @ w.T).abs() <= slack).all()
+    assert (head.bounds(x)[1] > ScreenedHead(w).bounds(x)[1]).all()  # outlier channels kept out tighten it
+
+
+def test_screened_argmax_equals_float32_argmax_where_int8_alone_gets_it_wrong():
+    wrong = 0
+    for seed in range(20):
+        w, x = _near_ties(seed)
+        exact = torch.nn.functional.linear(x, w)
+        out = ScreenedHead(w)(x)
+        assert torch.equal(out.argmax(-1), exact.argmax(-1))
+        finite = torch.isfinite(out)
+        assert torch.equal(out[finite], exact[finite])  # the recomputed entries are the float32 logits
+        assert finite.sum(1).max() < w.shape[0] // 10  # and few: the screen did its job
+        approx = torch.ops.quantized.linear_dynamic(x, ScreenedHead(w).packed)
+        wrong += int((approx.argmax(-1) != exact.argmax(-1)).sum())
+    assert wrong > 0  # the int8 logits alone would have picked other tokens: the recompute matters
+
+
+def test_greedy_generation_with_the_screen_equals_full_logits_greedy():
+    lm = tiny_lm("qwen2", vocab=96, seed=3)
+    prompt = [5, 17, 33, 5, 17, 40, 2, 9]
+    screened = Engine(lm).generate(prompt, 40, SamplingParams(ignore_eos=True)).token_ids
+    cache = lm.new_cache(64)
+    out, ids = [], list(prompt)
+    for _ in range(40):  # plain greedy on the full float32 output layer
+        logits = lm.forward(cache, torch.tensor(ids[cache.length :]))
+        ids.append(int(logits[-1].argmax()))
+        out.append(ids[-1])
+    assert screened == out
+    full = lm.forward(lm.new_cache(16), torch.tensor(prompt))
+    only = lm.forward(lm.new_cache(16), torch.tensor(prompt), argmax_only=True)
+    assert torch.isinf(only).any() and torch.equal(full.argmax(-1), only.argmax(-1))
+
+
+def test_proposers_that_read_the_target_logits_turn_the_screen_off():
+    assert not reads_target_logits(PLDProposer())
+    assert reads_target_logits(RecycleProposer(96))
+    assert reads_target_logits(CompositeProposer([PLDProposer(), RecycleProposer(96)]))
+    assert not reads_target_logits(CompositeProposer([PLDProposer()]))
+    assert not reads_target_logits(None)
