@@ -429,12 +429,11 @@ rapid-qwen-pair-6() {  # RAPID eta 0 with the Qwen pair at 8K on 6 prompts, ever
     --json "$OUT/rapid-speed-qwen-pair-8000-eos-6.json"
 }
 
-screen() {  # the int8-screened output layer: forward cost with full logits and argmax only, then end to end
+screen() {  # the int8-screened output layer: forwards on real text with full logits and argmax only, then end to end
   mkdir -p "$OUT/screen"
-  $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 9 \
-    --json "$OUT/screen/verify-smollm2.json"
-  $R bench verify --model $QT --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
-    --json "$OUT/screen/verify-qwen15.json"
+  for m in $SMOL $QT; do
+    for c in 1000 4000; do .venv/bin/python scripts/screen_probe.py $m $c 40; done
+  done
   $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
     --json "$OUT/screen/speed-smollm2-rag.json"
   for s in summarization rag; do

@@ -282,7 +282,7 @@ class FastLM:
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
         self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.int8)
         # Greedy steps of a float32 model read an int8 screen of the output layer instead (models/screen.py).
-        self.screen = None if self.int8 else ScreenedHead(model.get_output_embeddings().weight)
+        self.screen = None if self.int8 else ScreenedHead(model.get_output_embeddings().weight, self.lm_head)
         if self.int8:
             self.info = replace(self.info, name=f"{self.info.name} (int8)")
         self.rotary = base.rotary_emb

@@ -28,26 +28,36 @@ looser bound and more candidates.
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 LEVELS = 127  # the coarsest grid fbgemm puts activations on (reduce_range: 7 bits)
 OUTLIERS = 32  # channels added exactly in float32 instead of through the int8 product
+# Past this share of the vocabulary in candidates (flat rows: the model is unsure, or fed noise), copying
+# their float32 rows costs more than the full layer: fall back to it.
+MAX_CANDIDATE_SHARE = 1 / 16
+# Its passes over [rows, V] grow with the rows while the bytes it saves do not: measured on real text
+# (scripts/screen_probe.py), 8 rows pay at Qwen2.5-1.5B's hidden size 1536 and lose at SmolLM2's 576.
+HIDDEN_PER_ROW = 128  # screen forwards of at most hidden / HIDDEN_PER_ROW rows (1536: 12, 576: 4)
 
 
 class ScreenedHead:
-    """y = x W^T for argmax only (see module docstring). weight: [V, C] float32, kept for the recompute."""
+    """y = x W^T for argmax only (see module docstring). weight: [V, C] float32, kept for the recompute;
+    `full`: the float32 layer to use instead when the screen rules out too little (default F.linear)."""
 
-    def __init__(self, weight: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, full: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         w = weight.detach().float()
         step = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)  # [V]
         with warnings.catch_warnings():  # the quantized-tensor constructors carry a deprecation notice
             warnings.simplefilter("ignore")
             q = torch.quantize_per_channel(w, step.double(), torch.zeros_like(step, dtype=torch.long), 0, torch.qint8)
         self.weight = weight
+        self.full = full or (lambda x: F.linear(x, weight))
         self.packed = torch.ops.quantized.linear_prepack(q, None)
         hidden = w.shape[1]
+        self.max_rows = max(1, hidden // HIDDEN_PER_ROW)
         self._float = 1 + 2 * hidden * 2.0**-24 * 254  # float32 rounding, relative to the weight term
         self.half_step = step / 2 * self._float  # [V]
         self.l1 = q.dequantize().abs().sum(dim=1)  # [V] ||w^_i||_1
@@ -70,9 +80,13 @@ class ScreenedHead:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [k, C] float32 -> [k, V]: the float32 logits where a row's maximum may be, -inf elsewhere."""
+        if x.shape[0] > self.max_rows:
+            return self.full(x)
         approx, slack = self.bounds(x)
         best_low = (approx - slack).amax(dim=1, keepdim=True)  # [k, 1]
         candidates = torch.nonzero((approx + slack >= best_low).any(dim=0)).squeeze(1)  # [m]
+        if candidates.numel() > MAX_CANDIDATE_SHARE * approx.shape[1]:
+            return self.full(x)
         out = torch.full_like(approx, float("-inf"))
         out[:, candidates] = F.linear(x, self.weight[candidates])
         return out
