@@ -38,9 +38,10 @@ OUTLIERS = 32  # channels added exactly in float32 instead of through the int8 p
 # Past this share of the vocabulary in candidates (flat rows: the model is unsure, or fed noise), copying
 # their float32 rows costs more than the full layer: fall back to it.
 MAX_CANDIDATE_SHARE = 1 / 16
-# Its passes over [rows, V] grow with the rows while the bytes it saves do not: measured on real text
-# (scripts/screen_probe.py), 8 rows pay at Qwen2.5-1.5B's hidden size 1536 and lose at SmolLM2's 576.
-HIDDEN_PER_ROW = 128  # screen forwards of at most hidden / HIDDEN_PER_ROW rows (1536: 12, 576: 4)
+# One row only: its passes over [rows, V] and the union of the rows' candidates grow with the rows while
+# the bytes it saves do not. Measured on real text (scripts/screen_probe.py, docs/benchmarks.md): a decode
+# step gains 3-14%, an 8-token forward gains or loses up to 9% by model and context.
+MAX_ROWS = 1
 
 
 class ScreenedHead:
@@ -57,7 +58,6 @@ class ScreenedHead:
         self.full = full or (lambda x: F.linear(x, weight))
         self.packed = torch.ops.quantized.linear_prepack(q, None)
         hidden = w.shape[1]
-        self.max_rows = max(1, hidden // HIDDEN_PER_ROW)
         self._float = 1 + 2 * hidden * 2.0**-24 * 254  # float32 rounding, relative to the weight term
         self.half_step = step / 2 * self._float  # [V]
         self.l1 = q.dequantize().abs().sum(dim=1)  # [V] ||w^_i||_1
@@ -80,7 +80,7 @@ class ScreenedHead:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [k, C] float32 -> [k, V]: the float32 logits where a row's maximum may be, -inf elsewhere."""
-        if x.shape[0] > self.max_rows:
+        if x.shape[0] > MAX_ROWS:
             return self.full(x)
         approx, slack = self.bounds(x)
         best_low = (approx - slack).amax(dim=1, keepdim=True)  # [k, 1]
