@@ -6,7 +6,7 @@
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair qwen-longdoc-rapid
-#                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd rapid-qwen-pair-6 screen
+#                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -419,14 +419,6 @@ rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (
 identity-qwen-prd() {  # 50-prompt identity of pld+rest+draft with the Qwen pair (rag), the last lossless gap
   $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld+rest+draft \
     --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-prd.json"
-}
-
-rapid-qwen-pair-6() {  # RAPID eta 0 with the Qwen pair at 8K on 6 prompts, every method run to 64 tokens
-  [ -d "$OUT/longdoc-qwen-8000-fill" ] || $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 \
-    --model $QT --max-articles 4 --fill
-  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
-    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0 --limit 6 --max-new-tokens 64 --ignore-eos \
-    --json "$OUT/rapid-speed-qwen-pair-8000-eos-6.json"
 }
 
 screen() {  # the int8-screened output layer: forwards on real text with full logits and argmax only, then end to end
