@@ -432,6 +432,8 @@ screen() {  # the int8-screened output layer: forwards on real text with full lo
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 10 \
       --max-new-tokens 64 --json "$OUT/screen/speed-qwen-$s.json"
   done
+  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld --limit 10 --max-new-tokens 64 \
+    --json "$OUT/screen/speed-smollm2-squad-longdoc.json"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
