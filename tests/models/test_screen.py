@@ -54,6 +54,8 @@ def test_screened_argmax_equals_float32_argmax_where_int8_alone_gets_it_wrong():
 
 def test_greedy_generation_with_the_screen_equals_full_logits_greedy():
     lm = tiny_lm("qwen2", vocab=96, seed=3)
+    assert lm.screen is None  # built on the first greedy one-row step
+    lm.forward(lm.new_cache(4), torch.tensor([5]), argmax_only=True)
     screen, screened_steps = lm.screen, []
 
     def spy(x):

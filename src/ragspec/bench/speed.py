@@ -157,7 +157,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
                     if rapid_prompts[key].target_ids != ids:  # e.g. a gamma so large that RAPID cut the document
                         raise ValueError(f"{m}: RAPID's target prompt differs from the other methods' on {p.id}")
                 gen = rapids[m].engine(rapid_prompts[key]).generate(
-                    ids, max_new_tokens, sampling, cache=fast_cache.copy(max_new_tokens + cfg.max_nodes + 2))
+                    ids, max_new_tokens, sampling, cache=fast_cache.copy(rapids[m].room_after()))
                 r.add(gen.token_ids, gen.stats.ttft_s, gen.stats.total_s, gen.stats.ttft_tokens)
                 r.stats.add(gen.stats)
             else:

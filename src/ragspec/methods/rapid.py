@@ -169,7 +169,7 @@ class Rapid:
         shared across calls, e.g. an eta sweep on one question."""
         start = time.perf_counter()
         prompts = prompts or self.prompts(question, document)
-        cache = target_cache.copy(self._room_after()) if target_cache else None
+        cache = target_cache.copy(self.room_after()) if target_cache else None
         engine = self.engine(prompts, eta, drafter_cache)
         gen = engine.generate(prompts.target_ids, self.config.max_new_tokens, sampling, cache=cache)
         text = self.target.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
@@ -178,12 +178,13 @@ class Rapid:
 
     def prefill_target(self, prompts: RapidPrompts) -> KVCache:
         """The target's cache of its prompt minus the last token (shared: `answer` and `lc_answer` copy it)."""
-        return self._prefix["target"].prefill(prompts.target_ids[:-1], self._room_after())
+        return self._prefix["target"].prefill(prompts.target_ids[:-1], self.room_after())
 
     def prefill_drafter(self, prompts: RapidPrompts) -> KVCache:
-        return self._prefix["drafter"].prefill(prompts.drafter_ids[:-1], self._room_after())
+        return self._prefix["drafter"].prefill(prompts.drafter_ids[:-1], self.room_after())
 
-    def _room_after(self) -> int:
+    def room_after(self) -> int:
+        """Rows a prefilled prompt cache needs past the prompt: the answer, one step's draft nodes, the root."""
         return self.config.max_new_tokens + self.config.max_nodes + 2
 
     def lc_answer(self, question: str, prompts: RapidPrompts, sampling: SamplingParams | None = None,

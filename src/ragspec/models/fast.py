@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from ragspec.models.base import check_forward_args, default_positions
-from ragspec.models.screen import ScreenedHead
+from ragspec.models.screen import MAX_ROWS, ScreenedHead
 from ragspec.models.stock import model_info
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
@@ -281,8 +281,9 @@ class FastLM:
         self.embed = base.embed_tokens.weight
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
         self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.int8)
-        # Greedy steps of a float32 model read an int8 screen of the output layer instead (models/screen.py).
-        self.screen = None if self.int8 else ScreenedHead(model.get_output_embeddings().weight, self.lm_head)
+        # Greedy one-row steps of a float32 model read an int8 screen of the output layer (models/screen.py),
+        # built on first use: float32 drafters and sampling-only runs never pay its memory.
+        self.screen: ScreenedHead | None = None
         if self.int8:
             self.info = replace(self.info, name=f"{self.info.name} (int8)")
         self.rotary = base.rotary_emb
@@ -321,8 +322,11 @@ class FastLM:
         cache._length = n + q
         k = num_logits or q
         h = _rms_norm(x[q - k :], self.norm_w, self.norm_eps)
-        head = self.screen if argmax_only and self.screen is not None else self.lm_head
-        return head(h).float()
+        if argmax_only and k <= MAX_ROWS and not self.int8:
+            if self.screen is None:
+                self.screen = ScreenedHead(self.model.get_output_embeddings().weight, self.lm_head)
+            return self.screen(h).float()
+        return self.lm_head(h).float()
 
     def _attention(self, i: int, layer: _Layer, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                    rows: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor] | None,
