@@ -5,7 +5,7 @@
 #                                               identity-more identity-gaps identity-qwen-sets rasd-skip rasd-retrieval qwen-summarization qwen-rag qwen-squad-longdoc gate-weak-sources rasd-idle retrieval-speed qwen-speed-copy
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
-#                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair qwen-longdoc-rapid
+#                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
@@ -387,6 +387,13 @@ rapid-qwen-pair() {  # RAPID with the Qwen pair (1.5B target on the whole docume
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
     --methods hf-greedy,hf-assisted,greedy,pld,draft,rapid:eta=0,rapid:eta=10 --limit 3 --max-new-tokens 64 \
     --ignore-eos --json "$OUT/rapid-speed-qwen-pair-8000-eos.json"
+}
+
+rapid-qwen-pair-6() {  # the same, lossless RAPID only, on 6 prompts (about 70 minutes)
+  $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 --model $QT --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0 --limit 6 --max-new-tokens 64 \
+    --ignore-eos --json "$OUT/rapid-speed-qwen-pair-8000-eos-6.json"
 }
 
 qwen-longdoc-rapid() {  # the Qwen pair on squad-longdoc with RAPID at eta 0 (lossless), its drafter on chunks (29 minutes)
