@@ -6,7 +6,7 @@
 #                                               rapid-8k identity-qwen-squad-longdoc rasd-probe rasd-conf rasd-resume ceiling rapid-qwen rapid-qwen-speed rapid-speed-v2
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
-#                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen
+#                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -426,6 +426,14 @@ rapid-pld-smollm2() {  # the same fusion with SmolLM2 as its own drafter at 8K (
 identity-qwen-prd() {  # 50-prompt identity of pld+rest+draft with the Qwen pair (rag), the last lossless gap
   $R bench speed --data rag --model $QT --drafter $QD --methods greedy,pld+rest+draft \
     --limit 50 --max-new-tokens 32 --json "$OUT/identity-qwen-rag-prd.json"
+}
+
+identity-screen() {  # 50-prompt identity with the int8-screened output layer, against transformers' greedy too
+  mkdir -p "$OUT/screen"
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
+    --max-new-tokens 64 --json "$OUT/screen/identity-smollm2-rag.json"
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft --limit 50 \
+    --max-new-tokens 32 --json "$OUT/screen/identity-qwen-rag.json"
 }
 
 screen() {  # the int8-screened output layer: forwards on real text with full logits and argmax only, then end to end
