@@ -265,6 +265,7 @@ def evaluate(
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
     budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
+    confidence: Annotated[Optional[float], typer.Option("--confidence", help="RAPID: the drafter ends its chain after a token it gives less than this probability (default 0.1).")] = None,
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Long-document sets: keep the rows already in the --json file's .rows.jsonl and ask only the other questions.")] = False,
 ) -> None:
@@ -278,8 +279,8 @@ def evaluate(
 
     if is_longdoc(data_dir):
         _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
-                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, drafter_quant,
-                      resume)
+                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, confidence,
+                      drafter_quant, resume)
         return
     if resume:
         raise ValueError("--resume works on long-document sets (ragspec data longdoc)")
@@ -334,7 +335,7 @@ def _done_rows(json_out: Optional[Path]) -> list[dict]:
 
 
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
-                  gamma, residual, chunk_size, budget, drafter_quant, resume) -> None:
+                  gamma, residual, chunk_size, budget, confidence, drafter_quant, resume) -> None:
     from rich.markup import escape
 
     from ragspec.eval.longdoc import run_longdoc
@@ -343,7 +344,8 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     from ragspec.retrieval.embedder import default_embedder
 
     config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
-                         budget=budget, max_new_tokens=max_new_tokens)
+                         budget=budget, max_new_tokens=max_new_tokens,
+                         **({} if confidence is None else {"confidence": confidence}))
     drafters = [d.strip() for d in (drafter or model).split(",") if d.strip()]
     target, embedder = load_causal_lm(model, backend), default_embedder()
     rapids = [Rapid(target, _drafter(target, model, d, backend, drafter_quant), embedder, config) for d in drafters]
@@ -361,7 +363,8 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     result = run_longdoc(rapids, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
                          {"model": model, "drafter": ",".join(drafters), "drafter_quant": drafter_quant,
                           "data": str(data_dir), "alpha": alpha,
-                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget},
+                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget,
+                          "confidence": config.confidence},
                          done=previous)
     bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["methods"]))

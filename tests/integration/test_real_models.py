@@ -98,10 +98,11 @@ def test_eval_long_document_set_writes_rows_as_it_goes(tmp_path):
     assert built.exit_code == 0, built.output
     out = tmp_path / "eval.json"
     result = runner.invoke(app, ["eval", str(sets), "--method", "lc,rag,rapid", "--eta", "0,10", "--limit", "2",
-                                 "--max-new-tokens", "8", "--json", str(out)])
+                                 "--max-new-tokens", "8", "--confidence", "0", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert set(report["methods"]) == {"lc", "rag", "rapid@eta=0", "rapid@eta=10"} and report["summary"]["questions"] == 2
+    assert report["summary"]["confidence"] == 0.0
     rows = [json.loads(line) for line in out.with_suffix(".rows.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [r["id"] for r in report["rows"]]
     for row in rows:  # eta 0 is the long-context target's own greedy answer
