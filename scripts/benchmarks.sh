@@ -389,7 +389,7 @@ rapid-qwen-pair() {  # RAPID with the Qwen pair (1.5B target on the whole docume
     --ignore-eos --json "$OUT/rapid-speed-qwen-pair-8000-eos.json"
 }
 
-rapid-qwen-pair-6() {  # the same, lossless RAPID only, on 6 prompts (about 70 minutes)
+rapid-qwen-pair-6() {  # the same, lossless RAPID only, on 6 prompts (65 minutes)
   $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 --model $QT --max-articles 4 --fill
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
     --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0 --limit 6 --max-new-tokens 64 \

@@ -109,6 +109,9 @@ def test_rapid_config_from_a_method_name():
     assert cfg.prompt_key == rapid_config("rapid:eta=40", max_new_tokens=7, gamma=6).prompt_key
     with pytest.raises(ValueError, match="bad rapid option 'depth=3'"):
         rapid_config("rapid:depth=3")
+    assert rapid_config("rapid:confidence=0").confidence == 0.0
+    with pytest.raises(ValueError, match="0 <= confidence <= 1"):  # at once, not at the first question's draft
+        rapid_config("rapid:confidence=2")
 
 
 def _two_question_set(tmp_path):

@@ -74,8 +74,10 @@ class RapidConfig:
     def __post_init__(self) -> None:
         if self.residual not in RESIDUALS:
             raise ValueError(f"unknown residual {self.residual!r}; choose from {', '.join(RESIDUALS)}")
-        if self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0 or self.lookahead < 0:
-            raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0, lookahead >= 0")
+        if (self.eta < 0 or self.gamma < 1 or self.chunk_size < 16 or self.budget < 0 or self.lookahead < 0
+                or not 0 <= self.confidence <= 1):
+            raise ValueError("need eta >= 0, gamma >= 1, chunk_size >= 16, budget >= 0, lookahead >= 0, "
+                             "0 <= confidence <= 1")
         if self.pld not in (0, 1):
             raise ValueError(f"rapid's pld is 0 or 1, got {self.pld}")
         if self.pld and self.eta != 0:
