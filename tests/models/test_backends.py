@@ -5,6 +5,7 @@ import torch
 
 from ragspec.models.base import causal_tree_mask
 from tiny import tiny_hf, tiny_lm
+from ragspec.models import fast as fast_mod
 from ragspec.models.loader import wrap
 
 ARCHS = ["llama", "qwen2"]
@@ -116,3 +117,24 @@ def test_int8_drafter_copy_is_close_and_leaves_the_target_exact():
     approx = drafter.forward(drafter.new_cache(), ids)
     assert (approx - ref).abs().max() < 0.1 * ref.abs().max()  # close, not exact
     assert (approx.argmax(-1) == ref.argmax(-1)).float().mean() > 0.8
+
+
+def test_int8_drafter_prefills_in_float32_on_the_targets_shared_weights():
+    """A wide forward (prefill) of the int8 copy runs on the float32 weights it shares with the target:
+    fbgemm's one activation scale per call would cost a 512-row chunk's small rows their precision. A
+    few-row forward (a draft step) still runs in int8."""
+    hf = tiny_hf("qwen2")
+    target = wrap(hf, backend="fast")
+    drafter = wrap(hf, backend="fast", quantize="int8")
+    assert drafter.layers[0].qkv.weight.data_ptr() == target.layers[0].qkv.weight.data_ptr()  # no copy
+    assert drafter.layers[0].gate_up.weight.data_ptr() == target.layers[0].gate_up.weight.data_ptr()
+    ids = torch.randint(2, 96, (fast_mod.WIDE_MIN_ROWS + 8,), generator=torch.Generator().manual_seed(5))
+    ct, cd = target.new_cache(), drafter.new_cache()
+    target.forward(ct, ids, num_logits=1)
+    drafter.forward(cd, ids, num_logits=1)
+    n = ids.numel()
+    torch.testing.assert_close(cd.keys[:, :, :n], ct.keys[:, :, :n], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cd.values[:, :, :n], ct.values[:, :, :n], atol=1e-5, rtol=1e-5)
+    step = ids[:3]
+    lt, ld = target.forward(ct, step), drafter.forward(cd, step)
+    assert (lt - ld).abs().max() > 1e-4  # the draft step is the int8 one
