@@ -138,3 +138,41 @@ def test_int8_drafter_prefills_in_float32_on_the_targets_shared_weights():
     step = ids[:3]
     lt, ld = target.forward(ct, step), drafter.forward(cd, step)
     assert (lt - ld).abs().max() > 1e-4  # the draft step is the int8 one
+
+
+def test_int4_linear_computes_with_its_dequantized_weight():
+    """The packed int4 layer equals x @ w_hat^T, where w_hat rounds each group of 32 inputs onto 16 levels
+    from the group's min to its max (checks the kernel's zero-point convention and the packing)."""
+    weight = torch.randn(48, 96, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(3, 96, generator=torch.Generator().manual_seed(3))
+    layer = fast_mod._Linear(weight, None, pack=False, int4=True)
+    groups = weight.reshape(48, 3, 32)
+    low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
+    step = (high - low) / 15
+    w_hat = (low + torch.round((groups - low) / step) * step).reshape(48, 96)
+    ref = x.to(torch.bfloat16).float() @ w_hat.t()
+    torch.testing.assert_close(layer(x), ref, atol=0.05, rtol=0.02)  # bfloat16 activations and scales
+    assert (layer(x) - x @ weight.t()).abs().max() > 0.05  # and it is the int4 weight, not the float32 one
+
+
+def test_int4_drafter_reads_int4_then_int8_then_float32_by_rows():
+    hf = tiny_hf("qwen2")
+    target, int8 = wrap(hf, backend="fast"), wrap(hf, backend="fast", quantize="int8")
+    int4 = wrap(hf, backend="fast", quantize="int4")
+    assert int4.info.name.endswith("(int4)") and int4.layers[0].gate_up.int4 is not None
+    ids = torch.randint(2, 96, (fast_mod.WIDE_MIN_ROWS + 8,), generator=torch.Generator().manual_seed(6))
+    caches = [m.new_cache() for m in (target, int8, int4)]
+    for m, c in zip((target, int8, int4), caches):
+        m.forward(c, ids, num_logits=1)
+    n = ids.numel()
+    torch.testing.assert_close(caches[2].keys[:, :, :n], caches[0].keys[:, :, :n], atol=1e-5, rtol=1e-5)  # prefill: float32
+    few = ids[:fast_mod.INT4_MAX_ROWS]
+    base = caches[0].length
+    logits = []
+    for m, c in zip((target, int8, int4), caches):
+        logits.append(m.forward(c, few))
+        c.crop(base)
+    torch.testing.assert_close(logits[2], logits[1])  # a few rows: the int8 copy, as the int8 drafter
+    one = [m.forward(c, ids[:1]) for m, c in zip((target, int8, int4), caches)]
+    assert (one[2] - one[1]).abs().max() > 1e-4  # one row: the int4 copy
+    assert (one[2] - one[0]).abs().max() < 0.1 * one[0].abs().max()  # close to float32

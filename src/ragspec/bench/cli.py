@@ -68,7 +68,7 @@ def speed(
     datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
     backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Random weights of the model's shape (speed only).")] = False,
-    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8 or none: drafts need not be exact.")] = "auto",
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (int8 on the fast backend), int8, int4 or none: drafts need not be exact.")] = "auto",
     ignore_eos: Annotated[bool, typer.Option("--ignore-eos", help="Go on past EOS to --max-new-tokens in every method (as vLLM's benchmarks), so all are timed on as many tokens.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG here.")] = None,
@@ -177,15 +177,15 @@ def verify(
     backends: Annotated[str, typer.Option("--backends")] = "fast,stock",
     reps: Annotated[int, typer.Option("--reps")] = 5,
     random_weights: Annotated[bool, typer.Option("--random-weights")] = False,
-    quantize: Annotated[str, typer.Option("--quantize", help="none, or int8 (the drafters' copy; fast backend)")] = "none",
+    quantize: Annotated[str, typer.Option("--quantize", help="none, int8 or int4 (the drafters' copies; fast backend)")] = "none",
     json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
 ) -> None:
     """Milliseconds per verification forward by context length and number of tokens."""
     from ragspec.bench.verify import verify_curve
     from ragspec.models.loader import load_hf, random_hf, wrap
 
-    if quantize == "int8" and "stock" in backends.split(","):
-        raise ValueError("--quantize int8 runs on the fast backend only: add --backends fast")
+    if quantize in ("int8", "int4") and "stock" in backends.split(","):
+        raise ValueError(f"--quantize {quantize} runs on the fast backend only: add --backends fast")
     hf, tok, name = random_hf(model) if random_weights else load_hf(model)
     rows = []
     for backend in backends.split(","):

@@ -11,19 +11,19 @@ from ragspec.models.base import CausalLM
 from ragspec.models.stock import StockLM
 
 BACKENDS = ("auto", "fast", "stock")
-QUANT = (None, "none", "auto", "int8")  # "auto": int8 where the fast backend runs, else full precision
+QUANT = (None, "none", "auto", "int8", "int4")  # "auto": int8 where the fast backend runs, else full precision
 
 
 def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize: str | None = None) -> CausalLM:
-    """Wrap an already loaded Hugging Face model in a ragspec backend (`quantize="int8"|"auto"`: a drafter copy)."""
+    """Wrap an already loaded Hugging Face model in a ragspec backend (`quantize="int8"|"int4"|"auto"`: a drafter copy)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {list(BACKENDS)}")
     if quantize not in QUANT:
         raise ValueError(f"unknown quantization {quantize!r}; choose from {list(QUANT)}")
     if backend == "fast" or (backend == "auto" and fast.supports(model)):
-        return fast.FastLM(model, tokenizer, name, quantize=None if quantize in (None, "none") else "int8")
-    if quantize == "int8":
-        raise ValueError("int8 drafters need the fast backend (Llama-family models)")
+        return fast.FastLM(model, tokenizer, name, quantize={None: None, "none": None, "auto": "int8"}.get(quantize, quantize))
+    if quantize in ("int8", "int4"):
+        raise ValueError(f"{quantize} drafters need the fast backend (Llama-family models)")
     return StockLM(model, tokenizer, name)
 
 
