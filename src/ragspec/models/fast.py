@@ -36,8 +36,8 @@ PACKED_MIN_ROWS = 4  # from 4 rows on MKL switches to a GEMM that repacks the we
 WIDE_MIN_ROWS = 32  # int8 layers run forwards of this many rows or more (prefill) in float32 (see _Linear)
 INT4_GROUP = 32  # inputs per int4 scale and zero point
 INT4_MAX_ROWS = 4  # int4 layers read their int4 copy below this many rows (the kernel's time grows with rows)
-PACK_MEMORY_SHARE = 0.6
-QUANTIZATIONS = (None, "none", "int8", "int4")  # pack when the packed copy takes at most this share of the available memory
+PACK_MEMORY_SHARE = 0.6  # pack when the packed copy takes at most this share of the available memory
+QUANTIZATIONS = (None, "none", "int8", "int4")
 
 
 def _can_pack() -> bool:
