@@ -7,6 +7,7 @@
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
+#                                               drafter-quant
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -434,6 +435,23 @@ identity-screen() {  # 50-prompt identity with the int8-screened output layer, a
     --max-new-tokens 64 --json "$OUT/screen/identity-smollm2-rag.json"
   $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft --limit 50 \
     --max-new-tokens 32 --json "$OUT/screen/identity-qwen-rag.json"
+}
+
+drafter-quant() {  # drafter copies: fidelity and step time, then RAPID at 8K with each, then the Qwen pair on rag
+  mkdir -p "$OUT/f32pf"
+  for m in $SMOL $QD; do .venv/bin/python scripts/drafter_fidelity.py $m; done
+  for q in int8 int4; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL --drafter-quant $q \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/f32pf/rapid-speed-smollm2-8000-eos-$q.json"
+  done
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 10 \
+    --max-new-tokens 64 --json "$OUT/f32pf/speed-qwen-rag.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $SMOL --drafter $SMOL --drafter-quant int4 \
+      --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/f32pf/rasd-int4-smollm2-$s.json"
+  done
 }
 
 screen() {  # the int8-screened output layer: forwards on real text with full logits and argmax only, then end to end
