@@ -184,7 +184,7 @@ def verify(
     from ragspec.bench.verify import verify_curve
     from ragspec.models.loader import load_hf, random_hf, wrap
 
-    if quantize in ("int8", "int4") and "stock" in backends.split(","):
+    if quantize not in ("none", "auto") and "stock" in backends.split(","):
         raise ValueError(f"--quantize {quantize} runs on the fast backend only: add --backends fast")
     hf, tok, name = random_hf(model) if random_weights else load_hf(model)
     rows = []

@@ -37,7 +37,7 @@ WIDE_MIN_ROWS = 32  # int8 layers run forwards of this many rows or more (prefil
 INT4_GROUP = 32  # inputs per int4 scale and zero point
 INT4_MAX_ROWS = 4  # int4 layers read their int4 copy below this many rows (the kernel's time grows with rows)
 PACK_MEMORY_SHARE = 0.6  # pack when the packed copy takes at most this share of the available memory
-QUANTIZATIONS = (None, "none", "int8", "int4")
+DRAFTER_COPIES = ("int8", "int4")  # the quantized copies a drafter may run on (see FastLM)
 
 
 def _can_pack() -> bool:
@@ -313,7 +313,7 @@ class FastLM:
         "int4" runs the decoder layers' decode on int4 copies (the output layer stays int8: with it in int4
         too the argmax matched float32's on 80% of SmolLM2's tokens, against 95% with it in int8), with
         int8 for forwards of a few rows. Both prefill in float32."""
-        if quantize not in QUANTIZATIONS:
+        if quantize not in (None, "none", *DRAFTER_COPIES):
             raise ValueError(f"unknown quantization {quantize!r}; choose from none, int8, int4")
         if not supports(model):
             raise ValueError(f"the fast backend does not support {model.config.model_type!r}; use backend='stock'")
@@ -328,19 +328,18 @@ class FastLM:
         self.scale = self.head_dim**-0.5
         base = model.model
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        self.int8 = quantize in ("int8", "int4")  # a drafter copy
-        self.quantize = quantize if self.int8 else None
+        self.quantized = quantize in DRAFTER_COPIES  # a drafter copy: never packed, never screened
         if pack is None:
-            pack = not self.int8 and weight_bytes <= PACK_MEMORY_SHARE * _available_bytes()
-        self.packed = _can_pack() and pack and not self.int8
-        self.layers = [_Layer(layer, self.packed, self.int8, quantize == "int4") for layer in base.layers]
+            pack = not self.quantized and weight_bytes <= PACK_MEMORY_SHARE * _available_bytes()
+        self.packed = _can_pack() and pack and not self.quantized
+        self.layers = [_Layer(layer, self.packed, self.quantized, quantize == "int4") for layer in base.layers]
         self.embed = base.embed_tokens.weight
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
-        self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.int8)
+        self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.quantized)
         # Greedy one-row steps of a float32 model read an int8 screen of the output layer (models/screen.py),
         # built on first use: float32 drafters and sampling-only runs never pay its memory.
         self.screen: ScreenedHead | None = None
-        if self.int8:
+        if self.quantized:
             self.info = replace(self.info, name=f"{self.info.name} ({quantize})")
         self.rotary = base.rotary_emb
         self.dtype = self.embed.dtype
@@ -378,7 +377,7 @@ class FastLM:
         cache._length = n + q
         k = num_logits or q
         h = _rms_norm(x[q - k :], self.norm_w, self.norm_eps)
-        if argmax_only and k <= MAX_ROWS and not self.int8:
+        if argmax_only and k <= MAX_ROWS and not self.quantized:
             if self.screen is None:
                 self.screen = ScreenedHead(self.model.get_output_embeddings().weight, self.lm_head)
             return self.screen(h).float()

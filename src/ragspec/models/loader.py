@@ -11,7 +11,7 @@ from ragspec.models.base import CausalLM
 from ragspec.models.stock import StockLM
 
 BACKENDS = ("auto", "fast", "stock")
-QUANT = (None, "none", "auto", "int8", "int4")  # "auto": int8 where the fast backend runs, else full precision
+QUANT = (None, "none", "auto", *fast.DRAFTER_COPIES)  # "auto": int8 where the fast backend runs, else full precision
 
 
 def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize: str | None = None) -> CausalLM:
@@ -22,7 +22,7 @@ def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize:
         raise ValueError(f"unknown quantization {quantize!r}; choose from {list(QUANT)}")
     if backend == "fast" or (backend == "auto" and fast.supports(model)):
         return fast.FastLM(model, tokenizer, name, quantize={None: None, "none": None, "auto": "int8"}.get(quantize, quantize))
-    if quantize in ("int8", "int4"):
+    if quantize in fast.DRAFTER_COPIES:
         raise ValueError(f"{quantize} drafters need the fast backend (Llama-family models)")
     return StockLM(model, tokenizer, name)
 
