@@ -119,6 +119,17 @@ def test_int8_drafter_copy_is_close_and_leaves_the_target_exact():
     assert (approx.argmax(-1) == ref.argmax(-1)).float().mean() > 0.8
 
 
+def test_int8_layer_does_not_saturate_on_full_range_activations():
+    """The worst case for an int8 kernel without VNNI (AVX2 CPUs): every activation and weight at its
+    largest level, where 16-bit pair sums overflow (`_int8_saturates`). The layer must still compute
+    x W^T, to int8 precision; before the probe it returned half of it on such a CPU."""
+    w = torch.ones(32, 256)
+    w[::2] = -1.0  # both signs, every weight at level +-127
+    layer = fast_mod._Linear(w, None, pack=False, int8=True)
+    x = torch.ones(1, 256)
+    torch.testing.assert_close(layer(x), x @ w.T, rtol=0.02, atol=0.5)  # +-256; saturated: +-128
+
+
 def test_int8_drafter_prefills_in_float32_on_the_targets_shared_weights():
     """A wide forward (prefill) of the int8 copy runs on the float32 weights it shares with the target:
     fbgemm's one activation scale per call would cost a 512-row chunk's small rows their precision. A
