@@ -93,3 +93,19 @@ def test_flat_rows_fall_back_to_the_full_layer():
     out = head(x)
     assert len(calls) == 1 and torch.isfinite(out).all()
     assert torch.equal(out.argmax(-1), (x @ w.T).argmax(-1))
+
+
+def test_screen_stays_exact_where_an_int8_kernel_would_saturate():
+    """Full-range activations against full-range weights overflow 16-bit pair sums on CPUs without VNNI
+    (models/int8.py). Row 1's weights are all at their top level, so its int8 logit would come out about
+    halved, below row 2's, which has a zero in every pair; the true argmax is row 1 and the bound must
+    still hold for it."""
+    hidden = 256
+    w = torch.zeros(64, hidden)
+    w[1] = 0.5  # x . w = 128
+    w[2, ::2] = 0.95  # x . w = 121.6
+    x = torch.ones(1, hidden)
+    head = ScreenedHead(w)
+    approx, slack = head.bounds(x)
+    assert ((approx - x @ w.T).abs() <= slack).all()
+    assert int(head(x).argmax()) == 1

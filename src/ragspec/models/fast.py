@@ -19,13 +19,13 @@ Supported: model types llama, qwen2, mistral (without sliding window). Anything 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from ragspec.models import int8 as q8
 from ragspec.models.base import check_forward_args, default_positions
 from ragspec.models.screen import MAX_ROWS, ScreenedHead
 from ragspec.models.stock import model_info
@@ -89,36 +89,14 @@ class _Linear:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), *self.int4).float()
             return y if self.bias is None else y + self.bias
         if self.int8 is not None and x.shape[0] < WIDE_MIN_ROWS:
-            return torch.ops.quantized.linear_dynamic(x, self.int8, _int8_saturates())
+            return q8.linear(x, self.int8)
         if self.packed is not None and x.shape[0] >= PACKED_MIN_ROWS:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
 
 
 def _quantize_int8(weight: torch.Tensor, bias: torch.Tensor | None):
-    import warnings
-
-    scale = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
-    with warnings.catch_warnings():  # the quantized-tensor constructors carry a deprecation notice
-        warnings.simplefilter("ignore")
-        q = torch.quantize_per_channel(weight.float(), scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
-    return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float())
-
-
-@functools.cache
-def _int8_saturates() -> bool:
-    """True when this CPU's int8 kernel overflows on full-range activations; int8 layers then quantize
-    activations to 7 bits (`reduce_range`).
-
-    Without VNNI (AVX2-only CPUs, most laptops), fbgemm adds the products of each pair of uint8
-    activations and int8 weights in 16 bits, which saturates at 32,767: 2 x 255 x 127 does not fit. On
-    such a CPU (an AMD EPYC with AVX2, 2026-12-02) the int8 SmolLM2 drafter's argmax matched float32's on
-    26% of tokens instead of 92%. With 7-bit activations the pair sums fit. PyTorch's own
-    `quantize_dynamic` always reduces the range on x86; asking the kernel once keeps the eighth bit where
-    it is safe. The probe is the worst case: every activation and weight at its largest level."""
-    ones = torch.ones(16, 64)
-    y = torch.ops.quantized.linear_dynamic(torch.ones(1, 64), _quantize_int8(ones, None), False)
-    return not torch.allclose(y, torch.full_like(y, 64.0), rtol=1e-2)
+    return q8.prepack(q8.quantize(weight), bias)
 
 
 def _can_int4() -> bool:

@@ -16,7 +16,8 @@ The bound, for logit i of a row x (w_i the float32 row, w^_i its int8 rounding, 
                         <= (step_x / 2) * ||w^_i||_1 + (step_w_i / 2) * ||x||_1,
 step_w_i = max|w_i| / 127 (the weight rounding) and step_x = (max(x, 0) - min(x, 0)) / 127: fbgemm
 quantizes a call's activations over that range onto 256 or, with `reduce_range`, 128 levels (128 is the
-coarser). The int8 products are summed exactly in int32. The float32 reference (the full layer's own
+coarser). The int8 products are summed exactly in int32: on CPUs whose kernel would saturate 16-bit
+pair sums, `int8.linear` quantizes activations to 7 bits so they fit (models/int8.py). The float32 reference (the full layer's own
 dot products) differs from the real-number logit by at most about hidden * 2^-24 * sum_j |w_ij x_j|, which
 is covered by widening the second term (the factor `_float`).
 
@@ -30,11 +31,12 @@ looser bound and more candidates.
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ragspec.models import int8
 
 LEVELS = 127  # the coarsest grid fbgemm puts activations on (reduce_range: 7 bits)
 OUTLIERS = 32  # channels added exactly in float32 instead of through the int8 product
@@ -52,15 +54,12 @@ class ScreenedHead:
     `full`: the float32 layer to use instead when the screen rules out too little (default F.linear)."""
 
     def __init__(self, weight: torch.Tensor, full: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        w = weight.detach().float()
-        step = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)  # [V]
-        with warnings.catch_warnings():  # the quantized-tensor constructors carry a deprecation notice
-            warnings.simplefilter("ignore")
-            q = torch.quantize_per_channel(w, step.double(), torch.zeros_like(step, dtype=torch.long), 0, torch.qint8)
+        q = int8.quantize(weight)
+        step = q.q_per_channel_scales().float()  # [V] max|w_i| / 127
         self.weight = weight
         self.full = full or (lambda x: F.linear(x, weight))
-        self.packed = torch.ops.quantized.linear_prepack(q, None)
-        hidden = w.shape[1]
+        self.packed = int8.prepack(q)
+        hidden = weight.shape[1]
         self._float = 1 + 2 * hidden * 2.0**-24 * 254  # float32 rounding, relative to the weight term
         self.half_step = step / 2 * self._float  # [V]
         self.l1 = q.dequantize().abs().sum(dim=1)  # [V] ||w^_i||_1
@@ -74,7 +73,7 @@ class ScreenedHead:
             self.outlier_w = self.weight.detach()[:, self.outliers].float().contiguous()
         rest = x.clone()
         rest[:, self.outliers] = 0
-        approx = torch.ops.quantized.linear_dynamic(rest, self.packed)  # [k, V]
+        approx = int8.linear(rest, self.packed)  # [k, V]; exact int32 sums (int8.saturates)
         approx.addmm_(x[:, self.outliers], self.outlier_w.T)
         step_x = (rest.max().clamp_min(0) - rest.min().clamp_max(0)) / LEVELS
         slack = torch.outer(x.abs().sum(dim=1), self.half_step)  # [k, V]
