@@ -17,9 +17,9 @@ The bound, for logit i of a row x (w_i the float32 row, w^_i its int8 rounding, 
 step_w_i = max|w_i| / 127 (the weight rounding) and step_x = (max(x, 0) - min(x, 0)) / 127: fbgemm
 quantizes a call's activations over that range onto 256 or, with `reduce_range`, 128 levels (128 is the
 coarser). The int8 products are summed exactly in int32: on CPUs whose kernel would saturate 16-bit
-pair sums, `int8.linear` quantizes activations to 7 bits so they fit (models/int8.py). The float32 reference (the full layer's own
-dot products) differs from the real-number logit by at most about hidden * 2^-24 * sum_j |w_ij x_j|, which
-is covered by widening the second term (the factor `_float`).
+pair sums, `int8.linear` quantizes activations to 7 bits so they fit (models/int8.py). The float32
+reference (the full layer's own dot products) differs from the real-number logit by at most about
+hidden * 2^-24 * sum_j |w_ij x_j|, which is covered by widening the second term (the factor `_float`).
 
 Final hidden states carry a few huge channels (Qwen2.5-1.5B: 113 where most are under 3), and with one
 quantization range per call they would make step_x, and so the bound, useless (every token a candidate).
