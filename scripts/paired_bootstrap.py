@@ -2,6 +2,7 @@
 
     python scripts/paired_bootstrap.py bench-out/rapid-eval-smollm2-200.json [--base lc] [--resamples 2000]
     python scripts/paired_bootstrap.py docs/results/rapid-eval-qwen-200.rows.jsonl   # a run's rows log
+    python scripts/paired_bootstrap.py FILE.rows.jsonl --rows 124:200               # questions 125-200 only
 
 Prints, per method, the mean F1 difference to the baseline over the same questions and its 95% interval
 (resampling questions with replacement, seed 0), in F1 points. `--table` prints a markdown table instead,
@@ -23,9 +24,12 @@ def main() -> None:
     ap.add_argument("--base", default="lc")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--table", action="store_true", help="a markdown table of every method")
+    ap.add_argument("--rows", default=":", help="a slice of the rows, START:END (a run made in parts)")
     args = ap.parse_args()
     with open(args.file, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f] if args.file.endswith(".jsonl") else json.load(f)["rows"]
+    start, _, end = args.rows.partition(":")
+    rows = rows[int(start or 0) : int(end) if end else None]
     rng = random.Random(0)
     if args.table:
         print("| method | n | EM | F1 | F1 - LC (95% bootstrap CI) | same answer as LC | MAL | acceptance |")

@@ -121,7 +121,7 @@ def test_int8_drafter_copy_is_close_and_leaves_the_target_exact():
 
 def test_int8_layer_does_not_saturate_on_full_range_activations():
     """The worst case for an int8 kernel without VNNI (AVX2 CPUs): every activation and weight at its
-    largest level, where 16-bit pair sums overflow (`_int8_saturates`). The layer must still compute
+    largest level, where 16-bit pair sums overflow (`models/int8.saturates`). The layer must still compute
     x W^T, to int8 precision; before the probe it returned half of it on such a CPU."""
     w = torch.ones(32, 256)
     w[::2] = -1.0  # both signs, every weight at level +-127

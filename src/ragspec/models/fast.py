@@ -79,7 +79,7 @@ class _Linear:
                  int4: bool = False) -> None:
         self.weight, self.bias, self.packed, self.int8, self.int4 = weight, bias, None, None, None
         if int8 or int4:
-            self.int8 = _quantize_int8(weight.detach(), bias)
+            self.int8 = q8.prepack(q8.quantize(weight), bias)
             self.int4 = _quantize_int4(weight.detach()) if int4 else None
         elif pack:
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
@@ -93,10 +93,6 @@ class _Linear:
         if self.packed is not None and x.shape[0] >= PACKED_MIN_ROWS:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
-
-
-def _quantize_int8(weight: torch.Tensor, bias: torch.Tensor | None):
-    return q8.prepack(q8.quantize(weight), bias)
 
 
 def _can_int4() -> bool:
