@@ -165,7 +165,7 @@ def ask(
     model: Annotated[str, typer.Option("--model", "-m", help="Target model name, HF folder or .gguf.")] = DEFAULT_MODEL,
     drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for --spec draft).")] = None,
     method: Annotated[str, typer.Option("--method", help="rag, lc, rapid, or a speculation name (implies rag).")] = "rag",
-    spec: Annotated[str, typer.Option("--spec", help="Speculation: auto, none, pld, rest, retrieval, draft.")] = "auto",
+    spec: Annotated[str, typer.Option("--spec", help="Speculation: auto, none, pld, rest, retrieval, draft (draft:k=2,len=8,...), rasd.")] = "auto",
     context: Annotated[Optional[Path], typer.Option("--context", help="Document file for --method lc or rapid.")] = None,
     eta: Annotated[float, typer.Option("--eta", help="RAPID: knowledge-transfer strength (0 = lossless).")] = 10.0,
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",

@@ -9,7 +9,7 @@ from ragspec.drafting.base import DraftContext
 from ragspec.drafting.datastore import TokenDatastore
 from ragspec.drafting.draft_lm import DraftLMConfig, DraftLMProposer
 from ragspec.drafting.rasd import ChainStats, RASDConfig, RASDProposer, calibration_bin
-from ragspec.drafting.registry import SpecOptions, make_proposer, rasd_config
+from ragspec.drafting.registry import SpecOptions, draft_config, make_proposer, parse, rasd_config
 from ragspec.engine import Engine, EngineConfig
 from ragspec.spec.acceptance import Acceptance
 from ragspec.spec.tree import TokenTree
@@ -108,7 +108,37 @@ def test_registry_parses_rasd_options():
         rasd_config("rasd:prune=magic")
 
 
-@pytest.mark.parametrize("name", ["rasd", "rasd:prune=none", "rasd:prune=topk,k=2", "rasd:overlap=0"])
+def test_registry_passes_drafter_options_to_draft_and_rasd():
+    drafter = successor_lm(swap=(84, 62))
+    draft = make_proposer("draft:k=2,len=3,adaptive=0,conf=0.2", drafter=drafter)
+    assert (draft.config.top_k, draft.config.max_len, draft.config.adaptive, draft.config.confidence) == (2, 3, False, 0.2)
+    assert parse("draft:k=2") == ("draft",)
+    rasd = make_proposer("rasd:tree=3,len=4,prune=topk,k=2", drafter=drafter)
+    assert (rasd.drafter.config.top_k, rasd.drafter.config.max_len) == (3, 4)
+    assert (rasd.config.prune, rasd.config.top_k) == ("topk", 2)  # RASD's own k is the pruning's
+    assert draft_config("rasd") == draft_config("draft") == DraftLMConfig()
+    with pytest.raises(ValueError, match="bad draft option"):
+        parse("draft:tree=2")
+    with pytest.raises(ValueError, match="min_len <= max_len"):
+        make_proposer("draft:min=5,len=3", drafter=drafter)
+    with pytest.raises(ValueError, match="bad rasd option"):
+        rasd_config("rasd:conf=0.3")
+
+
+def test_drafter_siblings_are_verified_and_stay_lossless():
+    """draft:k=3 adds the drafter's second and third choices at every depth: 3 x 3 nodes per draft."""
+    target, drafter = successor_lm(), successor_lm(swap=(84, 62))
+    plain = Engine(target).generate(PROMPT, 40).token_ids
+    proposer = make_proposer("draft:k=3,len=3,adaptive=0", drafter=drafter)
+    proposer.begin(PROMPT)
+    tree = proposer.propose(DraftContext(PROMPT, len(PROMPT), 32, 8, SamplingParams()))
+    assert len(tree) == 9 and len(tree.kids(-1)) == 3 and tree.max_depth == 3
+    gen = Engine(target, make_proposer("draft:k=3,len=3,adaptive=0", drafter=drafter), EngineConfig(gate=False)).generate(PROMPT, 40)
+    assert gen.token_ids == plain
+    assert gen.stats.num_draft_tokens > 3 * gen.stats.num_drafts  # siblings were verified, not only chains
+
+
+@pytest.mark.parametrize("name", ["rasd", "rasd:prune=none", "rasd:prune=topk,k=2", "rasd:overlap=0", "rasd:tree=2"])
 def test_rasd_is_lossless_in_the_engine(name):
     target, drafter = successor_lm(), successor_lm(swap=(84, 62))
     ds = TokenDatastore.build([PROMPT[2:] + [1, 2, 3], list(range(10, 40))])

@@ -5,7 +5,9 @@
 | none       | nothing: plain decoding                                              |
 | pld        | n-gram matches in the prompt and output                              |
 | rest       | a token datastore (REST): the store's documents or a named corpus    |
-| draft      | a small draft model                                                  |
+| draft[:k=v] | a small draft model; options k=N (siblings: the drafter's top N at   |
+|            | each depth), len=N (longest chain), min=N, conf=X (early stop),       |
+|            | adaptive=0|1                                                          |
 | recycle    | the target's own earlier predictions (token recycling)               |
 | a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
 | retrieval  | pld+rest                                                             |
@@ -15,12 +17,12 @@
 |            | prune=none|topk|threshold|auto, k=N, threshold=X, nodes=N, overlap=0|1, |
 |            | skip=0|1 (skip the drafter's chain when retrieval covers the step),    |
 |            | idle=0|1 (in a copy streak, the drafter reads nothing when retrieval   |
-|            | covers its whole step)                                                 |
+|            | covers its whole step), tree=N (the drafter's k), len=N (its chain)    |
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ragspec.drafting.base import Proposer
@@ -55,6 +57,9 @@ def parse(name: str, has_datastore: bool = True) -> tuple[str, ...]:
         return ("draft", "pld", "rest") if has_datastore else ("draft", "pld")
     if name == "auto":
         return ("pld",)
+    if name.startswith("draft:"):
+        draft_config(name)  # validates the options
+        return ("draft",)
     parts = tuple(p for p in ALIASES.get(name, name).split("+") if p)
     if not all(p in SOURCES for p in parts) or len(set(parts)) != len(parts):
         raise ValueError(f"unknown speculation {name!r}; choose from {', '.join(SPECULATION)} "
@@ -83,14 +88,40 @@ def method_options(name: str, casts: dict[str, Callable[[str], Any]]) -> dict[st
     return values
 
 
+def _flag(value: str) -> bool:
+    return value not in ("0", "false")
+
+
+# Drafter options in a method name: name -> (DraftLMConfig field, cast). "draft:k=2,len=8" uses these keys;
+# RASD spells the drafter's k as tree=N (its own k is the retrieval pruning's top-k).
+_DRAFT_FIELDS = {"k": ("top_k", int), "len": ("max_len", int), "min": ("min_len", int),
+                 "conf": ("confidence", float), "adaptive": ("adaptive", _flag)}
+_RASD_DRAFT_KEYS = {"tree": "k", "len": "len"}
+
+
+def draft_config(name: str, base: DraftLMConfig | None = None) -> DraftLMConfig:
+    """`base` (default DraftLMConfig()) with the options of "draft:k=2,len=8" or of RASD's drafter keys
+    ("rasd:tree=2,len=8") applied; a bad value is the config's one-line error."""
+    base = base or DraftLMConfig()
+    if name.startswith("rasd"):
+        values = {_RASD_DRAFT_KEYS[k]: v for k, v in _rasd_options(name).items() if k in _RASD_DRAFT_KEYS}
+    else:
+        values = method_options(name, {k: cast for k, (_, cast) in _DRAFT_FIELDS.items()})
+    return replace(base, **{_DRAFT_FIELDS[k][0]: v for k, v in values.items()})
+
+
+def _rasd_options(name: str) -> dict[str, Any]:
+    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": _flag, "skip": _flag,
+             "idle": _flag, "resume": _flag, "tree": int, "len": int}
+    return method_options(name, casts)
+
+
 def rasd_config(name: str) -> RASDConfig:
-    """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0"."""
+    """RASDConfig from "rasd" or "rasd:prune=topk,k=4,overlap=0" (the drafter's keys go to `draft_config`)."""
     fields_of = {"prune": "prune", "k": "top_k", "threshold": "threshold", "nodes": "max_retrieval_nodes",
                  "overlap": "overlap", "skip": "skip", "idle": "idle", "resume": "resume"}
-    flag = lambda v: v not in ("0", "false")  # noqa: E731
-    casts = {"prune": str, "k": int, "threshold": float, "nodes": int, "overlap": flag, "skip": flag, "idle": flag,
-             "resume": flag}
-    return RASDConfig(**{fields_of[k]: v for k, v in method_options(name, casts).items()})
+    draft_config(name)  # validates the drafter's keys
+    return RASDConfig(**{fields_of[k]: v for k, v in _rasd_options(name).items() if k in fields_of})
 
 
 def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: TokenDatastore | None = None,
@@ -101,7 +132,7 @@ def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: Toke
         retrieval: list[Proposer] = [PLDProposer(opts.pld)]
         if datastore is not None:
             retrieval.append(RESTProposer(datastore, opts.rest))
-        draft = DraftLMProposer(drafter, opts.draft) if drafter is not None else None
+        draft = DraftLMProposer(drafter, draft_config(name, opts.draft)) if drafter is not None else None
         return RASDProposer(draft, retrieval, rasd_config(name))
     parts: list[Proposer] = []
     for source in parse(name, datastore is not None):
@@ -118,7 +149,7 @@ def make_proposer(name: str, *, drafter: CausalLM | None = None, datastore: Toke
         else:
             if drafter is None:
                 raise ValueError(f"speculation {name!r} needs a drafter model (--drafter NAME)")
-            parts.append(DraftLMProposer(drafter, opts.draft))
+            parts.append(DraftLMProposer(drafter, draft_config(name, opts.draft)))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else CompositeProposer(parts, name)
