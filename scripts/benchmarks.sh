@@ -469,6 +469,23 @@ screen() {  # the int8-screened output layer: forwards on real text with full lo
     --json "$OUT/screen/speed-smollm2-squad-longdoc.json"
 }
 
+eval-tail-avx512() {  # the SmolLM2 answer-quality run's questions 125-200 again on an AVX-512 CPU (about 15 minutes)
+  $R data longdoc --out "$OUT/longdoc-smollm2-7500" --tokens 7500 --limit 200 --model $SMOL
+  mkdir -p "$OUT/avx512"
+  head -124 docs/results/rapid-eval-smollm2-200-f32pf.rows.jsonl > "$OUT/avx512/rapid-eval-smollm2-200.rows.jsonl"
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 0,5,10,20,40 --model $SMOL --drafter $SMOL \
+    --max-new-tokens 24 --json "$OUT/avx512/rapid-eval-smollm2-200.json" --resume
+}
+
+siblings() {  # the drafter's second choice at every depth (draft:k=2, rasd:tree=2), Qwen pair
+  mkdir -p "$OUT/siblings"
+  for s in summarization rag; do
+    $R bench speed --data $s --model $QT --drafter $QD \
+      --methods hf-greedy,greedy,pld,draft,draft:k=2,rasd,rasd:tree=2 --limit 10 --max-new-tokens 64 \
+      --json "$OUT/siblings/speed-qwen-$s.json"
+  done
+}
+
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
   $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
   $R bench speed --data rag --model $QT --drafter $QD \
