@@ -5,9 +5,8 @@
 | none       | nothing: plain decoding                                              |
 | pld        | n-gram matches in the prompt and output                              |
 | rest       | a token datastore (REST): the store's documents or a named corpus    |
-| draft[:k=v] | a small draft model; options k=N (siblings: the drafter's top N at   |
-|            | each depth), len=N (longest chain), min=N, conf=X (early stop),       |
-|            | adaptive=0|1                                                          |
+| draft[:k=v] | a small draft model; options k=N (siblings: its top N at each depth), |
+|            | len=N (longest chain), min=N, conf=X (early stop), adaptive=0|1       |
 | recycle    | the target's own earlier predictions (token recycling)               |
 | a+b[+c]    | several of the above fused into one tree per step (e.g. pld+rest)    |
 | retrieval  | pld+rest                                                             |
