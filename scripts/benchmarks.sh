@@ -486,6 +486,13 @@ siblings() {  # the drafter's second choice at every depth (draft:k=2, rasd:tree
   done
 }
 
+rapid-eta-speed() {  # SmolLM2 RAPID at 8K at the etas that reached LC + 3 in answer quality (20, 40), beside the default
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,rapid:eta=10,rapid:eta=20,rapid:eta=40 --limit 6 --max-new-tokens 64 \
+    --ignore-eos --json "$OUT/avx512/rapid-eta-speed-smollm2-8000-eos.json"
+}
+
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
   $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
   $R bench speed --data rag --model $QT --drafter $QD \
