@@ -493,6 +493,13 @@ rapid-eta-speed() {  # SmolLM2 RAPID at 8K at the etas that reached LC + 3 in an
     --ignore-eos --json "$OUT/avx512/rapid-eta-speed-smollm2-8000-eos.json"
 }
 
+rapid-qwen-pair-next6() {  # lossless RAPID with the Qwen pair at 8K on the set's prompts 7-12 (a fresh sample; about an hour)
+  $R data longdoc --out "$OUT/longdoc-qwen-8000-fill" --tokens 8000 --limit 20 --model $QT --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-8000-fill" --model $QT --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,rapid:eta=0 --limit 6 --skip 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/avx512/rapid-speed-qwen-pair-8000-eos-next6.json"
+}
+
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
   $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
   $R bench speed --data rag --model $QT --drafter $QD \

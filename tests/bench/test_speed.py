@@ -38,6 +38,14 @@ def test_speed_report_rows_and_identity():
     assert all(o["greedy"] == o["hf-greedy"] for o in outputs)
 
 
+def test_skip_takes_the_prompts_after_an_earlier_sample():
+    models, ids = _models(), []
+    first = run_speed(models, "qa", ["greedy"], limit=3, max_new_tokens=4, on_prompt=lambda i, pid, o, x: ids.append(pid))
+    later = run_speed(models, "qa", ["greedy"], limit=2, max_new_tokens=4, skip=1,
+                      on_prompt=lambda i, pid, o, x: ids.append(pid))
+    assert ids[3:] == ids[1:3] and (first["skip"], later["skip"], later["num_prompts"]) == (0, 1, 2)
+
+
 def test_ignore_eos_times_every_method_on_the_whole_budget():
     """With `ignore_eos` transformers and ragspec both go on past EOS: every method emits the full budget,
     the same tokens, where without it the EOS ends the answer early."""

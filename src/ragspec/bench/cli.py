@@ -64,6 +64,7 @@ def speed(
     drafter: Annotated[Optional[str], typer.Option("--drafter", help="Draft model (for draft and hf-assisted).")] = None,
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods.")] = "",
     limit: Annotated[int, typer.Option("--limit", help="Prompts.")] = 20,
+    skip: Annotated[int, typer.Option("--skip", help="Leave out the first N prompts that fit (a fresh sample after an earlier run).")] = 0,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
     datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
     backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
@@ -80,7 +81,8 @@ def speed(
     if not drafter:
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
     models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
-    result = run_speed(models, data, chosen, limit, max_new_tokens, on_prompt=_progress, ignore_eos=ignore_eos)
+    result = run_speed(models, data, chosen, limit, max_new_tokens, on_prompt=_progress, ignore_eos=ignore_eos,
+                       skip=skip)
     write_json(json_out, result)
     _print_speed(result)
     if plot is not None:

@@ -99,8 +99,10 @@ class BenchModels:
 
 def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
               engine_config: EngineConfig | None = None, options: SpecOptions | None = None,
-              on_prompt: Callable[[int, str, dict, list[int]], None] | None = None, ignore_eos: bool = False) -> dict:
-    """Run every method on the first `limit` prompts of the set that fit the context; return the JSON object.
+              on_prompt: Callable[[int, str, dict, list[int]], None] | None = None, ignore_eos: bool = False,
+              skip: int = 0) -> dict:
+    """Run every method on the first `limit` prompts of the set that fit the context, after leaving out the
+    first `skip` of those (another sample of a set than an earlier run's); return the JSON object.
     `on_prompt(i, prompt id, {method: new token ids}, prompt ids)` is called after each prompt.
     `ignore_eos`: every method goes on past EOS to `max_new_tokens` (vLLM's benchmarks' `--ignore-eos`), so
     all of them are timed on the same number of tokens, however long each one's answer would have been."""
@@ -110,7 +112,9 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
     options, engine_config = options or SpecOptions(), engine_config or EngineConfig()
     target, tok = models.target, models.target.tokenizer
     room = (target.info.max_context or 1 << 20) - max_new_tokens - engine_config.max_nodes - 2
-    prompts, skipped = [], 0
+    if skip < 0:
+        raise ValueError(f"--skip must be >= 0, not {skip}")
+    prompts, skipped, passed = [], 0, 0
     rapids = {m: _rapid(models, m, max_new_tokens) for m in methods if is_rapid(m)}
     for p in load_set(set_name):
         if p.messages:
@@ -124,11 +128,15 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
         if len(ids) > room:
             skipped += 1
             continue
+        if passed < skip:
+            passed += 1
+            continue
         prompts.append((p, ids))
         if len(prompts) == limit:
             break
     if not prompts:
-        raise ValueError(f"no prompt of {set_name!r} fits the context of {target.info.name}")
+        after = f" after the first {skip}" if skip else ""
+        raise ValueError(f"no prompt of {set_name!r} fits the context of {target.info.name}{after}")
     if rapids and not all(p.document for p, _ in prompts):
         raise ValueError(f"rapid needs a question and a document per prompt (longdoc:DIR or squad-longdoc), "
                          f"not {set_name!r}")
@@ -175,7 +183,7 @@ def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int
         if on_prompt is not None:
             on_prompt(i, p.id, {m: results[m].outputs[-1] for m in methods}, ids)
     report = _report(models, set_name, methods, results, prompts, skipped, max_new_tokens, prefill_s)
-    return {**report, "ignore_eos": ignore_eos}
+    return {**report, "ignore_eos": ignore_eos, "skip": skip}
 
 
 def _prefill(models: BenchModels, ids: list[int], prefill_s: dict, need_hf: bool):
