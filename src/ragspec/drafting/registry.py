@@ -91,22 +91,22 @@ def _flag(value: str) -> bool:
     return value not in ("0", "false")
 
 
-# Drafter options in a method name: name -> (DraftLMConfig field, cast). "draft:k=2,len=8" uses these keys;
-# RASD spells the drafter's k as tree=N (its own k is the retrieval pruning's top-k).
+# Drafter options in a method name: key -> (DraftLMConfig field, cast), as in "draft:k=2,len=8".
 _DRAFT_FIELDS = {"k": ("top_k", int), "len": ("max_len", int), "min": ("min_len", int),
                  "conf": ("confidence", float), "adaptive": ("adaptive", _flag)}
-_RASD_DRAFT_KEYS = {"tree": "k", "len": "len"}
+# RASD's keys for its drafter: tree=N is the drafter's k (RASD's own k is the retrieval pruning's top-k).
+_RASD_DRAFT_FIELDS = {"tree": "top_k", "len": "max_len"}
 
 
 def draft_config(name: str, base: DraftLMConfig | None = None) -> DraftLMConfig:
     """`base` (default DraftLMConfig()) with the options of "draft:k=2,len=8" or of RASD's drafter keys
     ("rasd:tree=2,len=8") applied; a bad value is the config's one-line error."""
-    base = base or DraftLMConfig()
     if name.startswith("rasd"):
-        values = {_RASD_DRAFT_KEYS[k]: v for k, v in _rasd_options(name).items() if k in _RASD_DRAFT_KEYS}
+        fields = {_RASD_DRAFT_FIELDS[k]: v for k, v in _rasd_options(name).items() if k in _RASD_DRAFT_FIELDS}
     else:
         values = method_options(name, {k: cast for k, (_, cast) in _DRAFT_FIELDS.items()})
-    return replace(base, **{_DRAFT_FIELDS[k][0]: v for k, v in values.items()})
+        fields = {_DRAFT_FIELDS[k][0]: v for k, v in values.items()}
+    return replace(base or DraftLMConfig(), **fields)
 
 
 def _rasd_options(name: str) -> dict[str, Any]:
