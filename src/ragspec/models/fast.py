@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from ragspec.models import grid as g4
 from ragspec.models import int8 as q8
 from ragspec.models.base import check_forward_args, default_positions
 from ragspec.models.screen import MAX_ROWS, ScreenedHead
@@ -73,11 +74,16 @@ class _Linear:
 
     With `int4` as well, forwards of fewer than INT4_MAX_ROWS rows run on a weight-only int4 copy (groups
     of INT4_GROUP inputs, bfloat16 activations): an eighth of float32's bytes, and no activation
-    quantization. On SmolLM2 it is both faster and closer to float32 than int8 (see FastLM)."""
+    quantization. On SmolLM2 it is both faster and closer to float32 than int8 (see FastLM).
+
+    With `grid`, a float32 weight whose values lie on 4-bit block grids (the GGUF-derived checkpoints
+    ragspec pulls) also keeps its codes (`models/grid.py`): forwards of up to grid.MAX_ROWS rows rebuild
+    exactly the same float32 weights from a fifth of the bytes, so decode and verification read less."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, int8: bool = False,
-                 int4: bool = False) -> None:
+                 int4: bool = False, grid: bool = False) -> None:
         self.weight, self.bias, self.packed, self.int8, self.int4 = weight, bias, None, None, None
+        self.grid = g4.pack(weight) if grid else None
         if int8 or int4:
             self.int8 = q8.prepack(q8.quantize(weight), bias)
             self.int4 = _quantize_int4(weight.detach()) if int4 else None
@@ -85,6 +91,9 @@ class _Linear:
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grid is not None and x.shape[0] <= g4.MAX_ROWS:
+            y = self.grid(x)
+            return y if self.bias is None else y + self.bias
         if self.int4 is not None and x.shape[0] < INT4_MAX_ROWS:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), *self.int4).float()
             return y if self.bias is None else y + self.bias
@@ -185,7 +194,7 @@ class FastCache:
 class _Layer:
     """The weights of one decoder layer, with q/k/v and gate/up fused."""
 
-    def __init__(self, layer, pack: bool, int8: bool, int4: bool = False) -> None:
+    def __init__(self, layer, pack: bool, int8: bool, int4: bool = False, grid: bool = False) -> None:
         attn, mlp = layer.self_attn, layer.mlp
         self.ln1 = layer.input_layernorm.weight
         self.ln2 = layer.post_attention_layernorm.weight
@@ -193,11 +202,18 @@ class _Layer:
         self.eps2 = layer.post_attention_layernorm.variance_epsilon
         qkv = [attn.q_proj, attn.k_proj, attn.v_proj]
         # Fuse and re-point the modules at the fused tensor (shared memory, and the stock path still works).
-        self.qkv = _Linear(_fuse(qkv, "weight"), _fuse(qkv, "bias"), pack, int8, int4)
-        self.o = _Linear(attn.o_proj.weight, attn.o_proj.bias, pack, int8, int4)
-        self.gate_up = _Linear(_fuse([mlp.gate_proj, mlp.up_proj], "weight"), None, pack, int8, int4)
-        self.down = _Linear(mlp.down_proj.weight, None, pack, int8, int4)
+        self.qkv = _Linear(_fuse(qkv, "weight"), _fuse(qkv, "bias"), pack, int8, int4, grid)
+        self.o = _Linear(attn.o_proj.weight, attn.o_proj.bias, pack, int8, int4, grid)
+        self.gate_up = _Linear(_fuse([mlp.gate_proj, mlp.up_proj], "weight"), None, pack, int8, int4, grid)
+        self.down = _Linear(mlp.down_proj.weight, None, pack, int8, int4, grid)
         self.inter = mlp.gate_proj.weight.shape[0]
+
+
+def _grid_share(layers: list[_Layer]) -> float:
+    """The share of the decoder layers' weights read through grid codes."""
+    linears = [lin for layer in layers for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+    total = sum(lin.weight.numel() for lin in linears)
+    return sum(lin.weight.numel() for lin in linears if lin.grid is not None) / max(total, 1)
 
 
 def _fuse(linears: list[torch.nn.Linear], attr: str) -> torch.Tensor | None:
@@ -296,14 +312,16 @@ class FastLM:
     backend = "fast"
 
     def __init__(self, model: PreTrainedModel, tokenizer=None, name: str = "", pack: bool | None = None,
-                 quantize: str | None = None) -> None:
+                 quantize: str | None = None, grid: bool | None = None) -> None:
         """pack: keep oneDNN-prepacked copies of the weights for multi-token forwards (None: when the copy
         fits in PACK_MEMORY_SHARE of the available memory); it doubles the weights' memory and makes
         verifying several tokens cost little more than decoding one.
         quantize (drafters only; see `_Linear`): "int8" runs every linear layer's decode on an int8 copy;
         "int4" runs the decoder layers' decode on int4 copies (the output layer stays int8: with it in int4
         too the argmax matched float32's on 80% of SmolLM2's tokens, against 95% with it in int8), with
-        int8 for forwards of a few rows. Both prefill in float32."""
+        int8 for forwards of a few rows. Both prefill in float32.
+        grid: read the float32 weights that lie on 4-bit block grids through their codes (`models/grid.py`;
+        None: unless quantized). The same weights bit for bit, so the model's outputs stay its own."""
         if quantize not in (None, "none", *DRAFTER_COPIES):
             raise ValueError(f"unknown quantization {quantize!r}; choose from none, int8, int4")
         if not supports(model):
@@ -323,7 +341,9 @@ class FastLM:
         if pack is None:
             pack = not self.quantized and weight_bytes <= PACK_MEMORY_SHARE * _available_bytes()
         self.packed = _can_pack() and pack and not self.quantized
-        self.layers = [_Layer(layer, self.packed, self.quantized, quantize == "int4") for layer in base.layers]
+        grid = not self.quantized if grid is None else grid and not self.quantized
+        self.layers = [_Layer(layer, self.packed, self.quantized, quantize == "int4", grid) for layer in base.layers]
+        self.grid_share = _grid_share(self.layers)
         self.embed = base.embed_tokens.weight
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
         self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.quantized)

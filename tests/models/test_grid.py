@@ -1,0 +1,100 @@
+"""Grid weights: float32 weights on 4-bit block grids, read through their codes, are the same weights."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ragspec.models import fast, grid
+from ragspec.models.loader import wrap
+from tiny import tiny_hf
+
+needs_kernel = pytest.mark.skipif(grid.kernel() is None, reason="the grid kernel could not be built here")
+
+
+def q4_1(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q4_1: per 32 inputs, w = d * q + m with d, m float16 and q in 0..15 (both ends used)."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 32, 1, generator=g) * 0.02 + 1e-3).half().float()
+    m = (-8 * d + torch.randn(n, k // 32, 1, generator=g) * 1e-3).half().float()
+    q = torch.randint(0, 16, (n, k // 32, 32), generator=g).float()
+    q[..., 0], q[..., 1] = 0, 15
+    return (d * q + m).reshape(n, k)
+
+
+def q4_k(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q4_K: per 32 inputs, w = d * sc * q - dmin * m (d, dmin float16; sc, m 6-bit); the codes
+    of a block need not reach 0 or 15."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 256, 1, 1, generator=g) * 1e-3 + 1e-4).half().float()
+    dmin = (torch.rand(n, k // 256, 1, 1, generator=g) * 1e-3 + 1e-4).half().float()
+    sc = torch.randint(1, 64, (n, k // 256, 8, 1), generator=g).float()
+    mins = torch.randint(0, 64, (n, k // 256, 8, 1), generator=g).float()
+    q = torch.randint(2, 14, (n, k // 256, 8, 32), generator=g).float()
+    return (d * sc * q - dmin * mins).reshape(n, k)
+
+
+@needs_kernel
+@pytest.mark.parametrize("make", [q4_1, q4_k])
+@pytest.mark.parametrize("n", [64, 70])  # 70: the last tile of 4 rows is padded
+def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, n):
+    w = make(n, 256)
+    g = grid.pack(w)
+    assert g is not None and g.nbytes < w.numel() * w.element_size() / 4.5
+    assert torch.equal(g.dequantize(), w)  # bit for bit
+    for rows in (1, 2, 3, 4, 5, 8, 13, 32):  # every group size of the kernel's row loop
+        x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(rows))
+        torch.testing.assert_close(g(x), F.linear(x, w), rtol=1e-5, atol=1e-5)
+
+
+def test_weights_off_a_4_bit_grid_are_not_packed():
+    assert grid.pack(torch.randn(64, 256)) is None  # float32 values
+    six_bit = (torch.randint(0, 64, (64, 256)).float() - 32) * 1e-3  # Q6_K-like: 64 levels per block
+    assert grid.pack(six_bit) is None
+    assert grid.pack(q4_1(64, 256).half()) is None  # not float32
+    assert grid.pack(q4_1(64, 256)[:, :80]) is None  # rows not made of 32-input blocks
+
+
+def _snap(model: torch.nn.Module) -> None:
+    """Put every decoder-layer weight on a Q4_1-style grid (as the GGUF checkpoints ragspec pulls are)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layers" in name and p.dim() == 2:
+                b = p.reshape(p.shape[0], -1, 32)
+                low, high = b.amin(-1, keepdim=True), b.amax(-1, keepdim=True)
+                d = ((high - low) / 15).half().float()
+                p.copy_((torch.round((b - low) / d).clamp(0, 15) * d + low.half().float()).reshape(p.shape))
+
+
+@needs_kernel
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_grid_model_gives_the_float32_kernels_logits_and_greedy_tokens(arch):
+    hf = tiny_hf(arch, layers=3)
+    _snap(hf)
+    on, off, stock = fast.FastLM(hf), fast.FastLM(hf, grid=False), wrap(hf, backend="stock")
+    assert on.grid_share == 1.0 and off.grid_share == 0.0
+    ids = torch.randint(2, 96, (45,), generator=torch.Generator().manual_seed(2))
+    caches = [lm.new_cache() for lm in (on, off, stock)]
+    # 33 rows run on float32 weights (prefill), then decode steps and a 9-row forward on the grid.
+    for chunk in (ids[:33], ids[33:34], ids[34:35], ids[35:36], ids[36:45]):
+        outs = [lm.forward(c, chunk) for lm, c in zip((on, off, stock), caches)]
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(outs[0], outs[2], rtol=1e-4, atol=2e-4)
+    greedy = [_greedy(lm, ids[:8], 24) for lm in (on, stock)]
+    assert greedy[0] == greedy[1]
+
+
+def _greedy(lm, prompt: torch.Tensor, steps: int) -> list[int]:
+    cache, out = lm.new_cache(), []
+    logits = lm.forward(cache, prompt)[-1]
+    for _ in range(steps):
+        out.append(int(logits.argmax()))
+        logits = lm.forward(cache, torch.tensor([out[-1]]))[-1]
+    return out
+
+
+def test_without_the_kernel_nothing_is_packed(monkeypatch):
+    monkeypatch.setattr(grid, "kernel", lambda: None)
+    assert grid.pack(q4_1(64, 256)) is None
+    hf = tiny_hf("llama")
+    _snap(hf)
+    assert wrap(hf, backend="fast").grid_share == 0.0
