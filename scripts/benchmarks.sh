@@ -500,6 +500,30 @@ rapid-qwen-pair-next6() {  # lossless RAPID with the Qwen pair at 8K on the set'
     --json "$OUT/avx512/rapid-speed-qwen-pair-8000-eos-next6.json"
 }
 
+grid() {  # float32 weights on 4-bit grids read through their codes (models/grid.py): the runs of 2026-12-02, evening
+  mkdir -p "$OUT/grid"
+  for g in 0 1; do
+    RAGSPEC_GRID=$g $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
+      --json "$OUT/grid/verify-smollm2-grid$g.json"
+    RAGSPEC_GRID=$g $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,2,4,8,16,32 --reps 3 \
+      --json "$OUT/grid/verify-qwen15-grid$g.json"
+  done
+  for s in summarization rag; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 10 \
+      --max-new-tokens 64 --json "$OUT/grid/speed-qwen-$s.json"
+  done
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+    --json "$OUT/grid/speed-smollm2-rag.json"
+  $R bench speed --data summarization --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+    --json "$OUT/grid/speed-smollm2-summarization.json"
+  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
+    --json "$OUT/grid/speed-smollm2-squad-longdoc.json"
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/grid/rapid-speed-smollm2-8000-eos.json"
+}
+
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
   $R bench verify --model $SMOL --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --json "$OUT/verify-smollm2.json"
   $R bench speed --data rag --model $QT --drafter $QD \

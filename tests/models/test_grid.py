@@ -98,3 +98,12 @@ def test_without_the_kernel_nothing_is_packed(monkeypatch):
     hf = tiny_hf("llama")
     _snap(hf)
     assert wrap(hf, backend="fast").grid_share == 0.0
+
+
+@needs_kernel
+def test_auto_drafters_run_in_float32_on_grid_weights_and_int8_otherwise():
+    hf = tiny_hf("llama")
+    assert wrap(hf, backend="fast", quantize="auto").quantized  # random float32 weights: an int8 copy
+    _snap(hf)
+    drafter = wrap(hf, backend="fast", quantize="auto")
+    assert not drafter.quantized and drafter.grid_share == 1.0

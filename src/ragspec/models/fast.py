@@ -84,6 +84,9 @@ class _Linear:
                  int4: bool = False, grid: bool = False) -> None:
         self.weight, self.bias, self.packed, self.int8, self.int4 = weight, bias, None, None, None
         self.grid = g4.pack(weight) if grid else None
+        # With grid codes, forwards of over grid.MAX_ROWS rows are prefill chunks, where MKL's GEMM
+        # amortises its own packing: no second float32 copy.
+        pack = pack and self.grid is None
         if int8 or int4:
             self.int8 = q8.prepack(q8.quantize(weight), bias)
             self.int4 = _quantize_int4(weight.detach()) if int4 else None

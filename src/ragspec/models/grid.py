@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,9 +54,13 @@ def kernel():
         return None
     source = Path(__file__).with_name("grid.cpp")
     flags = ["-O3", "-march=native", "-fopenmp"]  # OpenMP: at::parallel_for uses torch's own pool
-    key = hashlib.sha256("\n".join([source.read_text(), torch.__version__, _cpu_flags(), *flags]).encode()).hexdigest()[:12]
+    parts = [source.read_text(), torch.__version__, _cpu_flags(), *flags]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
     build = home() / "kernels" / f"grid-{key}"
     build.mkdir(parents=True, exist_ok=True)
+    scripts = os.path.dirname(sys.executable)  # the environment's own ninja (a dependency), if not on PATH
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     try:
         from torch.utils.cpp_extension import load
 
@@ -107,7 +112,11 @@ def _try(blocks: torch.Tensor, low: torch.Tensor, step: torch.Tensor, done: torc
     """Fill in, in place, the blocks [b, 32] not yet `done` [b] that `step` [b, 1] rebuilds once rounded to
     one of the GGUF scale widths (those that fit a sample of the blocks first)."""
     sample = slice(0, 4096)
-    widths = sorted(SCALE_BITS, key=lambda bits: -int(_fits(blocks[sample], low[sample], _round_bits(step[sample], bits))[1].sum()))
+
+    def fitted(bits: int) -> int:
+        return int(_fits(blocks[sample], low[sample], _round_bits(step[sample], bits))[1].sum())
+
+    widths = sorted(SCALE_BITS, key=fitted, reverse=True)
     for bits in widths:
         if bool(done.all()):
             return
@@ -123,6 +132,15 @@ def _fits(blocks: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> tuple
     """Codes (as floats, clamped to 0..15) and whether they rebuild each block exactly."""
     q = (blocks - low).div_(scale).round_().clamp_(0, 15)
     return q, (q * scale).add_(low).eq_(blocks).all(-1)
+
+
+def on_grid(model: torch.nn.Module) -> bool:
+    """Whether a decoder's weights lie on 4-bit grids and the kernel runs here: the first layer's MLP input
+    weight, its first 64 rows, as the sample (GGUF files quantize a model's layers alike)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    mlp = getattr(layers[0], "mlp", None) if layers else None
+    weight = getattr(getattr(mlp, "gate_proj", None), "weight", None)
+    return weight is not None and pack(weight[:64]) is not None
 
 
 class GridLinear:
@@ -177,3 +195,7 @@ def pack(weight: torch.Tensor) -> GridLinear | None:
     if not torch.equal(grid.dequantize(), w):  # the kernel's own arithmetic, bit for bit
         return None
     return grid
+
+
+if __name__ == "__main__":  # `python -m ragspec.models.grid`: build the kernel now (make install does)
+    print(f"grid kernel: {'ready' if kernel() is not None else 'unavailable; float32 weights are read as float32'}")

@@ -6,12 +6,14 @@ import os
 
 import torch
 
-from ragspec.models import fast
+from ragspec.models import fast, grid
 from ragspec.models.base import CausalLM
 from ragspec.models.stock import StockLM
 
 BACKENDS = ("auto", "fast", "stock")
-QUANT = (None, "none", "auto", *fast.DRAFTER_COPIES)  # "auto": int8 where the fast backend runs, else full precision
+# "auto" (drafters): float32 where the weights lie on 4-bit grids (as exact as the target, and as fast as
+# int8 through the grid kernel), else int8 where the fast backend runs, else full precision.
+QUANT = (None, "none", "auto", *fast.DRAFTER_COPIES)
 
 
 def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize: str | None = None) -> CausalLM:
@@ -21,7 +23,9 @@ def wrap(model, tokenizer=None, name: str = "", backend: str = "auto", quantize:
     if quantize not in QUANT:
         raise ValueError(f"unknown quantization {quantize!r}; choose from {list(QUANT)}")
     if backend == "fast" or (backend == "auto" and fast.supports(model)):
-        return fast.FastLM(model, tokenizer, name, quantize={None: None, "none": None, "auto": "int8"}.get(quantize, quantize))
+        if quantize == "auto":
+            quantize = None if grid.on_grid(model) else "int8"
+        return fast.FastLM(model, tokenizer, name, quantize=None if quantize == "none" else quantize)
     if quantize in fast.DRAFTER_COPIES:
         raise ValueError(f"{quantize} drafters need the fast backend (Llama-family models)")
     return StockLM(model, tokenizer, name)
