@@ -34,7 +34,7 @@ from ragspec.paths import home
 BLOCK = 32  # inputs per block (GGUF's Q4_0/Q4_1 blocks and Q4_K's sub-blocks)
 SCALE_BITS = (11, 17, 20)  # fp16 scales (Q4_1), fp16 x 6-bit (Q4_K); 20 keeps code * scale exact
 ROWS = 4  # rows of W per tile (grid.cpp)
-MAX_ROWS = 32  # forwards of more rows run on float32 (oneDNN prepacked); the grid still led at 32 rows
+MAX_ROWS = 32  # wider forwards (prefill chunks) run on the float32 weight; the grid still led at 32 rows
 
 log = logging.getLogger(__name__)
 
@@ -110,22 +110,25 @@ def _fit(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 def _try(blocks: torch.Tensor, low: torch.Tensor, step: torch.Tensor, done: torch.Tensor, codes: torch.Tensor,
          scales: torch.Tensor) -> None:
     """Fill in, in place, the blocks [b, 32] not yet `done` [b] that `step` [b, 1] rebuilds once rounded to
-    one of the GGUF scale widths (those that fit a sample of the blocks first)."""
+    one of the GGUF scale widths (those that fit a sample of the blocks first; each later width sees
+    only the blocks still open)."""
     sample = slice(0, 4096)
 
     def fitted(bits: int) -> int:
         return int(_fits(blocks[sample], low[sample], _round_bits(step[sample], bits))[1].sum())
 
-    widths = sorted(SCALE_BITS, key=fitted, reverse=True)
-    for bits in widths:
-        if bool(done.all()):
+    for bits in sorted(SCALE_BITS, key=fitted, reverse=True):
+        rows = (~done).nonzero()[:, 0]
+        if not rows.numel():
             return
-        scale = _round_bits(step, bits)
-        q, good = _fits(blocks, low, scale)
-        good &= ~done
-        codes[good] = q[good].to(torch.uint8)
-        scales[good] = scale[good]
-        done |= good
+        whole = rows.numel() == done.numel()  # the first pass reads the blocks in place
+        sub, sub_low, sub_step = (blocks, low, step) if whole else (blocks[rows], low[rows], step[rows])
+        scale = _round_bits(sub_step, bits)
+        q, good = _fits(sub, sub_low, scale)
+        hit = rows[good]
+        codes[hit] = q[good].to(torch.uint8)
+        scales[hit] = scale[good]
+        done[hit] = True
 
 
 def _fits(blocks: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
