@@ -7,7 +7,7 @@
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
-#                                               drafter-quant
+#                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -502,9 +502,9 @@ rapid-qwen-pair-next6() {  # lossless RAPID with the Qwen pair at 8K on the set'
 
 grid() {  # float32 weights on 4-bit grids read through their codes (models/grid.py): the runs of 2026-12-02, evening
   mkdir -p "$OUT/grid"
-  for g in 0 1; do
+  for g in 1 0; do
     RAGSPEC_GRID=$g $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
-      --json "$OUT/grid/verify-smollm2-grid$g.json"
+      --json "$OUT/grid/verify-smollm2-grid$g-v2.json"
     RAGSPEC_GRID=$g $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,2,4,8,16,32 --reps 3 \
       --json "$OUT/grid/verify-qwen15-grid$g.json"
   done
@@ -512,16 +512,29 @@ grid() {  # float32 weights on 4-bit grids read through their codes (models/grid
     $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 10 \
       --max-new-tokens 64 --json "$OUT/grid/speed-qwen-$s.json"
   done
-  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
-    --json "$OUT/grid/speed-smollm2-rag.json"
-  $R bench speed --data summarization --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
-    --json "$OUT/grid/speed-smollm2-summarization.json"
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,rasd --limit 6 \
+    --max-new-tokens 64 --ignore-eos --json "$OUT/grid/speed-qwen-squad-longdoc-eos.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/grid/speed-smollm2-$s.json"
+  done
   $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
     --json "$OUT/grid/speed-smollm2-squad-longdoc.json"
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
+    --max-new-tokens 64 --json "$OUT/grid/identity-smollm2-rag.json"
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/grid/identity-qwen-rag.json"
   $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
-  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
-    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
-    --json "$OUT/grid/rapid-speed-smollm2-8000-eos.json"
+  for t in 2000 4000; do
+    [ -d "$OUT/longdoc-smollm2-$t" ] || \
+      $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+  done
+  for t in 8000 2000 4000; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/grid/rapid-speed-smollm2-$t-eos.json"
+  done
+  $R bench plot "$OUT"/grid/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-grid.png
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
