@@ -151,6 +151,7 @@ class GridLinear:
 
     def __init__(self, packed: torch.Tensor, shape: tuple[int, int]) -> None:
         self.packed, self.shape = packed, shape  # packed: grid.cpp's layout, uint8; shape: W's [N, K]
+        self._ops = kernel()  # held once: __call__ runs ~120 times a decode step
 
     @property
     def nbytes(self) -> int:
@@ -158,10 +159,10 @@ class GridLinear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, K] float32 -> [M, N] float32."""
-        return kernel().matmul(x.contiguous(), self.packed, self.shape[0])
+        return self._ops.matmul(x.contiguous(), self.packed, self.shape[0])
 
     def dequantize(self) -> torch.Tensor:
-        return kernel().dequantize(self.packed, *self.shape)
+        return self._ops.dequantize(self.packed, *self.shape)
 
 
 def _layout(codes: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
