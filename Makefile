@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[all,test]"
-	$(BIN)/python -m ragspec.models.grid
+	$(BIN)/python -m ragspec.models.kernels
 	touch $(STAMP)
 
 models: install

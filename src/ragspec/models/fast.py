@@ -12,7 +12,9 @@ SwiGLU) but:
   weights, so no memory is duplicated and the stock path still works on the same model);
 - computes attention in two parts merged by their log-sum-exp: the committed prefix, which every new
   token sees in full (no mask, queries grouped per KV head so K/V are read once, split along the sequence
-  so both cores stay busy), and the new tokens among themselves under the tree mask (tiny).
+  so both cores stay busy), and the new tokens among themselves under the tree mask (tiny). The prefix
+  part runs on `models/attention.py`'s kernel for up to attention.MAX_ROWS grouped rows (decode and
+  verification), on torch's flash attention otherwise (prefill chunks, or where the kernel is missing).
 
 Supported: model types llama, qwen2, mistral (without sliding window). Anything else uses the stock backend.
 """
@@ -20,11 +22,13 @@ Supported: model types llama, qwen2, mistral (without sliding window). Anything 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from ragspec.models import attention
 from ragspec.models import grid as g4
 from ragspec.models import int8 as q8
 from ragspec.models.base import check_forward_args, default_positions
@@ -309,6 +313,11 @@ def _prefix_attention(qg: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     return outs, lses
 
 
+@lru_cache(maxsize=64)
+def _causal(q: int) -> torch.Tensor:
+    return torch.ones(q, q, dtype=torch.bool).tril_()
+
+
 class FastLM:
     """`CausalLM` over a Llama-family Hugging Face model (see module docstring)."""
 
@@ -357,6 +366,8 @@ class FastLM:
             self.info = replace(self.info, name=f"{self.info.name} ({quantize})")
         self.rotary = base.rotary_emb
         self.dtype = self.embed.dtype
+        # The prefix-attention kernel, held once (None: torch's flash attention for every prefix).
+        self.attention = attention.kernel() if attention.usable(self.head_dim, self.dtype) else None
 
     def new_cache(self, capacity: int = 0) -> FastCache:
         return FastCache(len(self.layers), self.num_kv_heads, self.head_dim, capacity or 1024, self.dtype)
@@ -381,9 +392,12 @@ class FastLM:
         if tree_mask is not None:
             local_mask = torch.zeros(q, q, dtype=self.dtype).masked_fill_(~tree_mask, float("-inf"))
         splits = max(1, min(2, n // SPLIT_MIN_ROWS)) if self.group * q <= 128 else 1
+        kernel_mask = None  # the attention kernel's [q, q] mask, where the kernel runs this forward
+        if self.attention is not None and self.group * q <= attention.MAX_ROWS:
+            kernel_mask = tree_mask.contiguous() if tree_mask is not None else _causal(q)
         for i, layer in enumerate(self.layers):
             h = _rms_norm(x, layer.ln1, layer.eps1)
-            attn = self._attention(i, layer, h, rope, rows, prefix, cache, n, local_mask, splits)
+            attn = self._attention(i, layer, h, rope, rows, prefix, cache, n, local_mask, splits, kernel_mask)
             x = x + layer.o(attn)
             h = _rms_norm(x, layer.ln2, layer.eps2)
             gate_up = layer.gate_up(h)
@@ -399,7 +413,8 @@ class FastLM:
 
     def _attention(self, i: int, layer: _Layer, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
                    rows: tuple[torch.Tensor, torch.Tensor], prefix: tuple[torch.Tensor, torch.Tensor] | None,
-                   cache: FastCache, n: int, local_mask: torch.Tensor | None, splits: int) -> torch.Tensor:
+                   cache: FastCache, n: int, local_mask: torch.Tensor | None, splits: int,
+                   kernel_mask: torch.Tensor | None) -> torch.Tensor:
         """Self-attention of the q new tokens; writes their K/V at rows n..n+q-1 of layer i.
 
         rope: (cos, signed sin) [q, 1, D]; rows: the slab's rows n..n+q-1, [L, Hkv, q, D];
@@ -415,6 +430,10 @@ class FastLM:
         rows[0][i].copy_(keys_new)
         rows[1][i].copy_(values_new)
 
+        if kernel_mask is not None:  # one call: the prefix, and the new rows under the mask
+            qg = queries.reshape(Hkv, G * q, D)  # row g * q + t: query head g of the group, token t
+            out = self.attention.attention(qg, cache.keys[i], cache.values[i], n, kernel_mask, self.scale)[0]
+            return out.reshape(H, q, D).transpose(0, 1).reshape(q, H * D)
         if q == 1:  # decode: the token attends to every row, itself included, so no mask and no local part
             qg = queries.reshape(Hkv, G, D)
             if splits == 1:  # one call, no merge

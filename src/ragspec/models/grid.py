@@ -14,61 +14,25 @@ float32, in another order than MKL's, as every kernel of the fast backend does (
 same float32 model; logits agree to rounding). Layers whose weights are not on such a grid (float32
 checkpoints, Q6_K tensors, the output layer) keep the float32 kernels.
 
-The kernel is C++ built once per CPU and torch version with torch's extension builder (g++ and ninja);
-where it cannot be built, or with RAGSPEC_GRID=0, nothing changes but the speed.
+The kernel is C++ (`models/kernels.py` builds it); where it cannot be built, or with RAGSPEC_GRID=0,
+nothing changes but the speed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import sys
-from functools import lru_cache
-from pathlib import Path
-
 import torch
 
-from ragspec.paths import home
+from ragspec.models import kernels
 
 BLOCK = 32  # inputs per block (GGUF's Q4_0/Q4_1 blocks and Q4_K's sub-blocks)
 SCALE_BITS = (11, 17, 20)  # fp16 scales (Q4_1), fp16 x 6-bit (Q4_K); 20 keeps code * scale exact
 ROWS = 4  # rows of W per tile (grid.cpp)
 MAX_ROWS = 32  # wider forwards (prefill chunks) run on the float32 weight; the grid still led at 32 rows
 
-log = logging.getLogger(__name__)
 
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return ""
-
-
-@lru_cache(maxsize=1)
 def kernel():
     """The compiled extension (matmul, dequantize), or None where it cannot be built or RAGSPEC_GRID=0."""
-    if os.environ.get("RAGSPEC_GRID", "1") == "0":
-        return None
-    source = Path(__file__).with_name("grid.cpp")
-    flags = ["-O3", "-march=native", "-fopenmp"]  # OpenMP: at::parallel_for uses torch's own pool
-    parts = [source.read_text(), torch.__version__, _cpu_flags(), *flags]
-    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-    build = home() / "kernels" / f"grid-{key}"
-    build.mkdir(parents=True, exist_ok=True)
-    scripts = os.path.dirname(sys.executable)  # the environment's own ninja (a dependency), if not on PATH
-    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
-    try:
-        from torch.utils.cpp_extension import load
-
-        return load(f"ragspec_grid_{key}", [str(source)], extra_cflags=flags, extra_ldflags=["-fopenmp"],
-                    build_directory=str(build))
-    except Exception as exc:  # no compiler, no ninja, an unsupported platform: float32 kernels only
-        log.warning("grid kernel unavailable (%s); float32 weights are read as float32", str(exc).splitlines()[0])
-        return None
+    return kernels.load("grid")
 
 
 def _round_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -199,7 +163,3 @@ def pack(weight: torch.Tensor) -> GridLinear | None:
     if not torch.equal(grid.dequantize(), w):  # the kernel's own arithmetic, bit for bit
         return None
     return grid
-
-
-if __name__ == "__main__":  # `python -m ragspec.models.grid`: build the kernel now (make install does)
-    print(f"grid kernel: {'ready' if kernel() is not None else 'unavailable; float32 weights are read as float32'}")
