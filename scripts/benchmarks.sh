@@ -7,7 +7,7 @@
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
-#                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid
+#                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -555,6 +555,34 @@ quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hou
     --json "$OUT/rapid-speed-smollm2-7500.json"
   $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 0,5,10,20,40 --model $SMOL --drafter $SMOL \
     --limit 6 --max-new-tokens 24 --json "$OUT/rapid-eval-smollm2-quick.json"
+}
+
+attention() {  # the attention kernel (models/attention.py) for decode and verification: the runs of 2026-12-02, night
+  mkdir -p "$OUT/attn"
+  for a in 1 0; do
+    RAGSPEC_ATTENTION=$a $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 \
+      --reps 5 --json "$OUT/attn/verify-smollm2-att$a.json"
+    RAGSPEC_ATTENTION=$a $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,4,8,16,32 --reps 3 \
+      --json "$OUT/attn/verify-qwen15-att$a.json"
+  done
+  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
+    --json "$OUT/attn/speed-smollm2-squad-longdoc.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/attn/speed-smollm2-$s.json"
+  done
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
+    --max-new-tokens 64 --json "$OUT/attn/identity-smollm2-rag.json"
+  for t in 8000 4000 2000; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/attn/rapid-speed-smollm2-$t-eos.json"
+  done
+  $R bench plot "$OUT"/attn/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-attn.png
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 6 \
+    --max-new-tokens 64 --ignore-eos --json "$OUT/attn/speed-qwen-squad-longdoc-eos.json"
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/attn/identity-qwen-rag.json"
 }
 
 for section in "$@"; do

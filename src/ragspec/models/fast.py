@@ -10,11 +10,12 @@ SwiGLU) but:
 - holds K/V in one preallocated slab per model, [layers, kv_heads, capacity, head_dim], written in place;
 - fuses the q/k/v and gate/up projections into single matmuls (the HF modules keep views of the fused
   weights, so no memory is duplicated and the stock path still works on the same model);
-- computes attention in two parts merged by their log-sum-exp: the committed prefix, which every new
-  token sees in full (no mask, queries grouped per KV head so K/V are read once, split along the sequence
-  so both cores stay busy), and the new tokens among themselves under the tree mask (tiny). The prefix
-  part runs on `models/attention.py`'s kernel for up to attention.MAX_ROWS grouped rows (decode and
-  verification), on torch's flash attention otherwise (prefill chunks, or where the kernel is missing).
+- reads the cache once per forward for attention, queries grouped per KV head: decode and verification
+  forwards (up to attention.MAX_ROWS grouped rows) run `models/attention.py`'s kernel, the prefix and the
+  new rows under the tree mask in one call; prefill chunks (or every forward, where the kernel is
+  missing) run torch's flash attention in two parts merged by their log-sum-exp: the committed prefix,
+  which every new token sees in full (no mask, split along the sequence so both cores stay busy), and
+  the new tokens among themselves under the tree mask (tiny).
 
 Supported: model types llama, qwen2, mistral (without sliding window). Anything else uses the stock backend.
 """
@@ -366,7 +367,7 @@ class FastLM:
             self.info = replace(self.info, name=f"{self.info.name} ({quantize})")
         self.rotary = base.rotary_emb
         self.dtype = self.embed.dtype
-        # The prefix-attention kernel, held once (None: torch's flash attention for every prefix).
+        # The attention kernel, held once (None: torch's flash attention for every forward).
         self.attention = attention.kernel() if attention.usable(self.head_dim, self.dtype) else None
 
     def new_cache(self, capacity: int = 0) -> FastCache:
@@ -388,13 +389,14 @@ class FastLM:
         # Views shared by every layer: the rows the new K/V go to, and (decode) the prefix they join.
         rows = (cache.keys[:, :, n : n + q], cache.values[:, :, n : n + q])  # [L, Hkv, q, D] each
         prefix = (cache.keys[:, None, :, : n + 1], cache.values[:, None, :, : n + 1]) if q == 1 else None
-        local_mask = None
-        if tree_mask is not None:
-            local_mask = torch.zeros(q, q, dtype=self.dtype).masked_fill_(~tree_mask, float("-inf"))
-        splits = max(1, min(2, n // SPLIT_MIN_ROWS)) if self.group * q <= 128 else 1
-        kernel_mask = None  # the attention kernel's [q, q] mask, where the kernel runs this forward
+        kernel_mask = local_mask = None  # the kernel's bool mask where it runs, else flash's additive one
+        splits = 1
         if self.attention is not None and self.group * q <= attention.MAX_ROWS:
             kernel_mask = tree_mask.contiguous() if tree_mask is not None else _causal(q)
+        else:
+            if tree_mask is not None:
+                local_mask = torch.zeros(q, q, dtype=self.dtype).masked_fill_(~tree_mask, float("-inf"))
+            splits = max(1, min(2, n // SPLIT_MIN_ROWS)) if self.group * q <= 128 else 1
         for i, layer in enumerate(self.layers):
             h = _rms_norm(x, layer.ln1, layer.eps1)
             attn = self._attention(i, layer, h, rope, rows, prefix, cache, n, local_mask, splits, kernel_mask)
@@ -418,7 +420,8 @@ class FastLM:
         """Self-attention of the q new tokens; writes their K/V at rows n..n+q-1 of layer i.
 
         rope: (cos, signed sin) [q, 1, D]; rows: the slab's rows n..n+q-1, [L, Hkv, q, D];
-        prefix (decode only): the slab's rows 0..n, [L, 1, Hkv, n + 1, D]."""
+        prefix (decode only): the slab's rows 0..n, [L, 1, Hkv, n + 1, D]; kernel_mask: [q, q] bool, set
+        when the attention kernel runs (then local_mask and splits, flash's, are unused)."""
         q = h.shape[0]
         H, Hkv, D, G = self.num_heads, self.num_kv_heads, self.head_dim, self.group
         qkv = layer.qkv(h)  # [q, (H + 2 Hkv) D]
