@@ -529,12 +529,18 @@ grid() {  # float32 weights on 4-bit grids read through their codes (models/grid
     [ -d "$OUT/longdoc-smollm2-$t" ] || \
       $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
   done
-  for t in 8000 2000 4000; do
+  rapid_smol_curve grid 8000 2000 4000
+}
+
+rapid_smol_curve() {  # RAPID, SmolLM2 drafting for itself, EOS ignored, at the given lengths: DIR T... (then the plot)
+  local dir=$1
+  shift
+  for t in "$@"; do
     $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
       --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
-      --json "$OUT/grid/rapid-speed-smollm2-$t-eos.json"
+      --json "$OUT/$dir/rapid-speed-smollm2-$t-eos.json"
   done
-  $R bench plot "$OUT"/grid/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-grid.png
+  $R bench plot "$OUT/$dir"/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out "docs/img/rapid-speed-smollm2-$dir.png"
 }
 
 quick() {  # the reduced runs behind the current docs/benchmarks.md (about 2 hours on 2 cores)
@@ -573,16 +579,14 @@ attention() {  # the attention kernel (models/attention.py) for decode and verif
   done
   $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
     --max-new-tokens 64 --json "$OUT/attn/identity-smollm2-rag.json"
-  for t in 8000 4000 2000; do
-    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
-      --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
-      --json "$OUT/attn/rapid-speed-smollm2-$t-eos.json"
-  done
-  $R bench plot "$OUT"/attn/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-attn.png
+  rapid_smol_curve attn 8000 4000 2000  # the long-document sets: grid() makes them
   $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 6 \
     --max-new-tokens 64 --ignore-eos --json "$OUT/attn/speed-qwen-squad-longdoc-eos.json"
   $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
     --max-new-tokens 32 --json "$OUT/attn/identity-qwen-rag.json"
+  # answer quality with the float32 drafter (--drafter-quant auto), all 200 questions (ran beside the identity run)
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 20,40 --model $SMOL --drafter $SMOL \
+    --max-new-tokens 24 --limit 200 --json "$OUT/attn/rapid-eval-smollm2-200-f32drafter.json"
 }
 
 for section in "$@"; do
