@@ -1,4 +1,4 @@
-"""Grid weights: float32 weights on 4-bit block grids, read through their codes, are the same weights."""
+"""Grid weights: float32 weights on 4- or 8-bit block grids, read through their codes, are the same weights."""
 
 import pytest
 import torch
@@ -33,29 +33,59 @@ def q4_k(n: int, k: int, seed: int = 0) -> torch.Tensor:
     return (d * sc * q - dmin * mins).reshape(n, k)
 
 
+def q8_0(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q8_0: per 32 inputs, w = d * q with d float16 and q in -127..127 (max |q| = 127)."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 32, 1, generator=g) * 0.01 + 1e-4).half().float()
+    q = torch.randint(-127, 128, (n, k // 32, 32), generator=g).float()
+    q[..., 0] = 127
+    return (d * q).reshape(n, k)
+
+
+def q5_0(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q5_0: per 32 inputs, w = d * (q - 16) with d float16 and q in 0..31; the value of largest
+    magnitude takes q = 0, and the other end is often unused."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 32, 1, generator=g) * 0.01 + 1e-4).half().float()
+    q = torch.randint(3, 28, (n, k // 32, 32), generator=g).float()
+    q[..., 0] = 0
+    return (d * (q - 16)).reshape(n, k)
+
+
+def q6_k(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q6_K: per 16 inputs, w = d * sc * (q - 32) (d float16 per 256, sc 8-bit, q 6-bit): two scales
+    in every block of 32."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 256, 1, 1, generator=g) * 1e-3 + 1e-4).half().float()
+    sc = torch.randint(1, 128, (n, k // 256, 16, 1), generator=g).float()
+    q = torch.randint(0, 64, (n, k // 256, 16, 16), generator=g).float()
+    return (d * sc * (q - 32)).reshape(n, k)
+
+
 @needs_kernel
-@pytest.mark.parametrize("make", [q4_1, q4_k])
+@pytest.mark.parametrize("make, bits", [(q4_1, 4), (q4_k, 4), (q8_0, 8), (q5_0, 8)])
 @pytest.mark.parametrize("n", [64, 70])  # 70: the last tile of 4 rows is padded
-def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, n):
+def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, bits, n):
     w = make(n, 256)
     g = grid.pack(w)
-    assert g is not None and g.nbytes < w.numel() * w.element_size() / 4.5
+    assert g is not None and g.bits == bits
+    assert g.nbytes < w.numel() * w.element_size() / (4.5 if bits == 4 else 3)
     assert torch.equal(g.dequantize(), w)  # bit for bit
     for rows in (1, 2, 3, 4, 5, 8, 13, 32):  # every group size of the kernel's row loop
         x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(rows))
         torch.testing.assert_close(g(x), F.linear(x, w), rtol=1e-5, atol=1e-5)
 
 
-def test_weights_off_a_4_bit_grid_are_not_packed():
+def test_weights_off_the_grids_are_not_packed():
     assert grid.pack(torch.randn(64, 256)) is None  # float32 values
-    six_bit = (torch.randint(0, 64, (64, 256)).float() - 32) * 1e-3  # Q6_K-like: 64 levels per block
-    assert grid.pack(six_bit) is None
+    assert grid.pack(q6_k(64, 256)) is None  # two scales a block: no one step rebuilds it
     assert grid.pack(q4_1(64, 256).half()) is None  # not float32
     assert grid.pack(q4_1(64, 256)[:, :80]) is None  # rows not made of 32-input blocks
 
 
-def _snap(model: torch.nn.Module) -> None:
-    """Put every decoder-layer weight on a Q4_1-style grid (as the GGUF checkpoints ragspec pulls are)."""
+def _snap(model: torch.nn.Module, head: bool = False) -> None:
+    """Put every decoder-layer weight on a Q4_1-style grid (as the GGUF checkpoints ragspec pulls are) and,
+    with `head`, the output layer on a Q8_0 one (SmolLM2's and Qwen 0.5B's)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "layers" in name and p.dim() == 2:
@@ -63,15 +93,21 @@ def _snap(model: torch.nn.Module) -> None:
                 low, high = b.amin(-1, keepdim=True), b.amax(-1, keepdim=True)
                 d = ((high - low) / 15).half().float()
                 p.copy_((torch.round((b - low) / d).clamp(0, 15) * d + low.half().float()).reshape(p.shape))
+        if head:
+            p = model.get_output_embeddings().weight
+            b = p.reshape(p.shape[0], -1, 32)
+            d = b.abs().amax(-1, keepdim=True) / 127  # codes from the unrounded scale, as llama.cpp's
+            p.copy_((torch.round(b / d).nan_to_num_(0) * d.half().float()).reshape(p.shape))  # 0/0: zero rows
 
 
 @needs_kernel
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_a_grid_model_gives_the_float32_kernels_logits_and_greedy_tokens(arch):
+@pytest.mark.parametrize("arch, head", [("llama", False), ("qwen2", False), ("llama", True)])
+def test_a_grid_model_gives_the_float32_kernels_logits_and_greedy_tokens(arch, head):
     hf = tiny_hf(arch, layers=3)
-    _snap(hf)
+    _snap(hf, head)
     on, off, stock = fast.FastLM(hf), fast.FastLM(hf, grid=False), wrap(hf, backend="stock")
     assert on.grid_share == 1.0 and off.grid_share == 0.0
+    assert (on.lm_head.grid is not None and on.lm_head.grid.bits == 8) == head
     ids = torch.randint(2, 96, (45,), generator=torch.Generator().manual_seed(2))
     caches = [lm.new_cache() for lm in (on, off, stock)]
     # 33 rows run on float32 weights (prefill), then decode steps and a 9-row forward on the grid.
@@ -79,6 +115,9 @@ def test_a_grid_model_gives_the_float32_kernels_logits_and_greedy_tokens(arch):
         outs = [lm.forward(c, chunk) for lm, c in zip((on, off, stock), caches)]
         torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(outs[0], outs[2], rtol=1e-4, atol=2e-4)
+    # A greedy step's argmax-only head (the screen, or the grid output layer read whole) picks the same token.
+    top = [int(lm.forward(c, ids[:1], argmax_only=True)[-1].argmax()) for lm, c in zip((on, off), caches[:2])]
+    assert top[0] == top[1]
     greedy = [_greedy(lm, ids[:8], 24) for lm in (on, stock)]
     assert greedy[0] == greedy[1]
 

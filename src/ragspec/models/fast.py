@@ -22,6 +22,7 @@ Supported: model types llama, qwen2, mistral (without sliding window). Anything 
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from functools import lru_cache
 
@@ -217,6 +218,9 @@ class _Layer:
         self.inter = mlp.gate_proj.weight.shape[0]
 
 
+_SCREEN_GRID = os.environ.get("RAGSPEC_SCREEN_GRID") == "1"  # probe only
+
+
 def _grid_share(layers: list[_Layer]) -> float:
     """The share of the decoder layers' weights read through grid codes."""
     linears = [lin for layer in layers for lin in (layer.qkv, layer.o, layer.gate_up, layer.down)]
@@ -359,9 +363,10 @@ class FastLM:
         self.grid_share = _grid_share(self.layers)
         self.embed = base.embed_tokens.weight
         self.norm_w, self.norm_eps = base.norm.weight, base.norm.variance_epsilon
-        self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.quantized)
+        self.lm_head = _Linear(model.get_output_embeddings().weight, None, self.packed, self.quantized, grid=grid)
         # Greedy one-row steps of a float32 model read an int8 screen of the output layer (models/screen.py),
-        # built on first use: float32 drafters and sampling-only runs never pay its memory.
+        # built on first use: float32 drafters and sampling-only runs never pay its memory. An output layer
+        # on a grid (Q8_0 in SmolLM2's and Qwen 0.5B's GGUF) is read through its codes instead, exactly.
         self.screen: ScreenedHead | None = None
         if self.quantized:
             self.info = replace(self.info, name=f"{self.info.name} ({quantize})")
@@ -407,7 +412,7 @@ class FastLM:
         cache._length = n + q
         k = num_logits or q
         h = _rms_norm(x[q - k :], self.norm_w, self.norm_eps)
-        if argmax_only and k <= MAX_ROWS and not self.quantized:
+        if argmax_only and k <= MAX_ROWS and not self.quantized and (self.lm_head.grid is None or _SCREEN_GRID):
             if self.screen is None:
                 self.screen = ScreenedHead(self.model.get_output_embeddings().weight, self.lm_head)
             return self.screen(h).float()

@@ -1,23 +1,30 @@
-// y = x W^T for a float32 weight stored as 4-bit codes on per-block grids (ragspec/models/grid.py).
+// y = x W^T for a float32 weight stored as 4- or 8-bit codes on per-block grids (ragspec/models/grid.py).
 //
 // W[n, 32 b + j] = code * scale[n, b] + offset[n, b], code * scale exact in float32 (grid.py checks it),
 // so a fused multiply-add and a multiply then add give the same float32 weight: the very value the
 // model holds. The sums run in float32 in another order than MKL's, as every fast-backend kernel does.
 //
 // Layout, one stream per tile of 4 rows of W (rows padded to a multiple of 4): for tile t and block b,
-// UNIT bytes at (t * B + b) * UNIT: the 4 rows' codes (16 bytes each: byte j holds element j in its low
-// nibble and element 16 + j in its high one), then the 4 scales, then the 4 offsets (float32).
+// Unit<BITS>::BYTES at (t * B + b) * BYTES: the 4 rows' codes, then the 4 scales, then the 4 offsets
+// (float32). 4-bit codes: 16 bytes a row, byte j holding element j in its low nibble and element 16 + j
+// in its high one. 8-bit codes: 32 bytes a row, byte j holding element j.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cstdint>
 #include <cmath>
 #include <cstring>
 
-constexpr int ROWS = 4;                          // rows of W per tile
-constexpr int64_t UNIT = ROWS * 16 + 2 * ROWS * 4;  // bytes per tile and block
+constexpr int ROWS = 4;        // rows of W per tile
 constexpr int64_t AHEAD = 16;  // units prefetched ahead: 3.7 against 4.9 ms for SmolLM2's layers at 1 row
 
-// `weights` rebuilds a block row's 32 weights as two vectors of 16 (low nibbles, high nibbles).
+template <int BITS>
+struct Unit {
+  static constexpr int64_t CODES = 32 * BITS / 8;               // code bytes per row and block
+  static constexpr int64_t BYTES = ROWS * CODES + 2 * ROWS * 4;  // bytes per tile and block
+};
+
+// `weights` (4-bit codes) and `weights8` rebuild a block row's 32 weights as two vectors of 16 (elements
+// 0-15 and 16-31).
 #if defined(__AVX512F__)
 #include <immintrin.h>
 struct vf { __m512 v; };
@@ -33,6 +40,13 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
   const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes));
   low.v = _mm512_permutexvar_ps(v, table);
   high.v = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
+}
+static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
+  const __m512 s = _mm512_set1_ps(scale), o = _mm512_set1_ps(offset);
+  const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes));
+  const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)));
+  low.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), s, o);
+  high.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), s, o);
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -55,6 +69,13 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
   low = {level(_mm256_and_si256(v0, mask), s, o), level(_mm256_and_si256(v1, mask), s, o)};
   high = {level(_mm256_srli_epi32(v0, 4), s, o), level(_mm256_srli_epi32(v1, 4), s, o)};
 }
+static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
+  const __m256 s = _mm256_set1_ps(scale), o = _mm256_set1_ps(offset);
+  __m256i v[4];
+  for (int i = 0; i < 4; i++) v[i] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(codes + 8 * i)));
+  low = {level(v[0], s, o), level(v[1], s, o)};
+  high = {level(v[2], s, o), level(v[3], s, o)};
+}
 #else
 struct vf { float v[16]; };
 static inline vf zero() { return vf{}; }
@@ -67,30 +88,43 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
     high.v[j] = std::fma((float)(codes[j] >> 4), scale, offset);
   }
 }
+static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
+  for (int j = 0; j < 16; j++) {
+    low.v[j] = std::fma((float)codes[j], scale, offset);
+    high.v[j] = std::fma((float)codes[16 + j], scale, offset);
+  }
+}
 #endif
+
+template <int BITS>
+static inline void rebuild(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
+  if constexpr (BITS == 4) weights(codes, scale, offset, low, high);
+  else weights8(codes, scale, offset, low, high);
+}
 
 // One tile (4 rows of W) against R rows of x, 4 * R accumulators in registers: a block's codes are
 // rebuilt into weights once and serve all R rows of x.
-template <int R>
+template <int BITS, int R>
 static inline void tile(const float* x, int64_t K, const uint8_t* unit, float* y, int64_t N, int64_t n) {
+  constexpr int64_t UNIT = Unit<BITS>::BYTES, CODES = Unit<BITS>::CODES;
   const int64_t B = K / 32;
   vf acc[ROWS][R];
   for (int i = 0; i < ROWS; i++)
     for (int r = 0; r < R; r++) acc[i][r] = zero();
   for (int64_t b = 0; b < B; b++, unit += UNIT) {
-    __builtin_prefetch(unit + AHEAD * UNIT);  // a hint only: past the end it reads nothing
-    __builtin_prefetch(unit + AHEAD * UNIT + 64);
+    for (int64_t line = 0; line < UNIT; line += 64)
+      __builtin_prefetch(unit + AHEAD * UNIT + line);  // a hint only: past the end it reads nothing
     vf xl[R], xh[R];
     for (int r = 0; r < R; r++) {
       xl[r] = load(x + r * K + 32 * b);
       xh[r] = load(x + r * K + 32 * b + 16);
     }
     float scale[ROWS], offset[ROWS];
-    std::memcpy(scale, unit + ROWS * 16, sizeof scale);
-    std::memcpy(offset, unit + ROWS * 16 + sizeof scale, sizeof offset);
+    std::memcpy(scale, unit + ROWS * CODES, sizeof scale);
+    std::memcpy(offset, unit + ROWS * CODES + sizeof scale, sizeof offset);
     for (int i = 0; i < ROWS; i++) {
       vf low, high;
-      weights(unit + 16 * i, scale[i], offset[i], low, high);
+      rebuild<BITS>(unit + CODES * i, scale[i], offset[i], low, high);
       for (int r = 0; r < R; r++) acc[i][r] = fma(xh[r], high, fma(xl[r], low, acc[i][r]));
     }
   }
@@ -98,8 +132,9 @@ static inline void tile(const float* x, int64_t K, const uint8_t* unit, float* y
     for (int r = 0; r < R; r++) y[r * N + n + i] = total(acc[i][r]);
 }
 
-torch::Tensor matmul(torch::Tensor x, torch::Tensor packed, int64_t N) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 [M, K]");
+template <int BITS>
+static torch::Tensor matmul_bits(torch::Tensor x, torch::Tensor packed, int64_t N) {
+  constexpr int64_t UNIT = Unit<BITS>::BYTES;
   const int64_t M = x.size(0), K = x.size(1), B = K / 32, T = (N + ROWS - 1) / ROWS;
   TORCH_CHECK(K % 32 == 0 && packed.numel() == T * B * UNIT, "x does not match the packed weight");
   auto y = torch::empty({M, N}, x.options());
@@ -113,17 +148,19 @@ torch::Tensor matmul(torch::Tensor x, torch::Tensor packed, int64_t N) {
         float* ym = yp + m * N;
         const uint8_t* unit = wp + t * B * UNIT;
         switch (M - m) {
-          case 1: tile<1>(xm, K, unit, ym, N, ROWS * t); break;
-          case 2: tile<2>(xm, K, unit, ym, N, ROWS * t); break;
-          case 3: tile<3>(xm, K, unit, ym, N, ROWS * t); break;
-          default: tile<4>(xm, K, unit, ym, N, ROWS * t);
+          case 1: tile<BITS, 1>(xm, K, unit, ym, N, ROWS * t); break;
+          case 2: tile<BITS, 2>(xm, K, unit, ym, N, ROWS * t); break;
+          case 3: tile<BITS, 3>(xm, K, unit, ym, N, ROWS * t); break;
+          default: tile<BITS, 4>(xm, K, unit, ym, N, ROWS * t);
         }
       }
   });
   return y;
 }
 
-torch::Tensor dequantize(torch::Tensor packed, int64_t N, int64_t K) {
+template <int BITS>
+static torch::Tensor dequantize_bits(torch::Tensor packed, int64_t N, int64_t K) {
+  constexpr int64_t UNIT = Unit<BITS>::BYTES, CODES = Unit<BITS>::CODES;
   const int64_t B = K / 32, T = (N + ROWS - 1) / ROWS;
   TORCH_CHECK(K % 32 == 0 && packed.numel() == T * B * UNIT, "shape does not match the packed weight");
   auto w = torch::empty({N, K}, torch::kFloat);
@@ -133,11 +170,11 @@ torch::Tensor dequantize(torch::Tensor packed, int64_t N, int64_t K) {
     for (int64_t b = 0; b < B; b++) {
       const uint8_t* unit = wp + (t * B + b) * UNIT;
       float scale[ROWS], offset[ROWS];
-      std::memcpy(scale, unit + ROWS * 16, sizeof scale);
-      std::memcpy(offset, unit + ROWS * 16 + sizeof scale, sizeof offset);
+      std::memcpy(scale, unit + ROWS * CODES, sizeof scale);
+      std::memcpy(offset, unit + ROWS * CODES + sizeof scale, sizeof offset);
       for (int i = 0; i < ROWS && ROWS * t + i < N; i++) {
         vf low, high;
-        weights(unit + 16 * i, scale[i], offset[i], low, high);
+        rebuild<BITS>(unit + CODES * i, scale[i], offset[i], low, high);
         float* row = out + (ROWS * t + i) * K + 32 * b;
         std::memcpy(row, &low, 64);  // every layout of vf is 16 contiguous floats
         std::memcpy(row + 16, &high, 64);
@@ -146,7 +183,18 @@ torch::Tensor dequantize(torch::Tensor packed, int64_t N, int64_t K) {
   return w;
 }
 
+torch::Tensor matmul(torch::Tensor x, torch::Tensor packed, int64_t N, int64_t bits) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 [M, K]");
+  TORCH_CHECK(bits == 4 || bits == 8, "codes of 4 or 8 bits");
+  return bits == 4 ? matmul_bits<4>(x, packed, N) : matmul_bits<8>(x, packed, N);
+}
+
+torch::Tensor dequantize(torch::Tensor packed, int64_t N, int64_t K, int64_t bits) {
+  TORCH_CHECK(bits == 4 || bits == 8, "codes of 4 or 8 bits");
+  return bits == 4 ? dequantize_bits<4>(packed, N, K) : dequantize_bits<8>(packed, N, K);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("matmul", &matmul, "x W^T with W on 4-bit block grids");
+  m.def("matmul", &matmul, "x W^T with W on 4- or 8-bit block grids");
   m.def("dequantize", &dequantize, "W from its packed codes, scales and offsets (the kernel's own arithmetic)");
 }
