@@ -53,17 +53,27 @@ def q5_0(n: int, k: int, seed: int = 0) -> torch.Tensor:
 
 
 def q6_k(n: int, k: int, seed: int = 0) -> torch.Tensor:
-    """GGUF Q6_K: per 16 inputs, w = d * sc * (q - 32) (d float16 per 256, sc 8-bit, q 6-bit): two scales
-    in every block of 32."""
+    """GGUF Q6_K: per 16 inputs, w = (d * sc) * (q - 32) (d float16 per 256, sc 8-bit, q 6-bit), the
+    product rounded once in float32 as gguf-py's dequantization does: two scales in every block of 32."""
     g = torch.Generator().manual_seed(seed)
     d = (torch.rand(n, k // 256, 1, 1, generator=g) * 1e-3 + 1e-4).half().float()
-    sc = torch.randint(1, 128, (n, k // 256, 16, 1), generator=g).float()
+    sc = torch.randint(-128, 128, (n, k // 256, 16, 1), generator=g).float()
     q = torch.randint(0, 64, (n, k // 256, 16, 16), generator=g).float()
-    return (d * sc * (q - 32)).reshape(n, k)
+    q[..., 0] = torch.randint(0, 2, (n, k // 256, 16), generator=g).float() * 63  # the extreme, one end or the other
+    return ((d * sc) * (q - 32)).reshape(n, k)
+
+
+def q5_1(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """GGUF Q5_1: per 32 inputs, w = d * q + m with q in 0..31: an offset grid of 32 levels."""
+    g = torch.Generator().manual_seed(seed)
+    d = (torch.rand(n, k // 32, 1, generator=g) * 0.01 + 1e-4).half().float()
+    m = (-16 * d + torch.randn(n, k // 32, 1, generator=g) * 1e-3).half().float()
+    q = torch.randint(0, 32, (n, k // 32, 32), generator=g).float()
+    return (d * q + m).reshape(n, k)
 
 
 @needs_kernel
-@pytest.mark.parametrize("make, bits", [(q4_1, 4), (q4_k, 4), (q8_0, 8), (q5_0, 8)])
+@pytest.mark.parametrize("make, bits", [(q4_1, 4), (q4_k, 4), (q8_0, 8), (q5_0, 8), (q6_k, 8)])
 @pytest.mark.parametrize("n", [64, 70])  # 70: the last tile of 4 rows is padded
 def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, bits, n):
     w = make(n, 256)
@@ -78,7 +88,7 @@ def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, bits, n)
 
 def test_weights_off_the_grids_are_not_packed():
     assert grid.pack(torch.randn(64, 256)) is None  # float32 values
-    assert grid.pack(q6_k(64, 256)) is None  # two scales a block: no one step rebuilds it
+    assert grid.pack(q5_1(64, 256)) is None  # 32 levels with an offset: neither grid (kept in float32)
     assert grid.pack(q4_1(64, 256).half()) is None  # not float32
     assert grid.pack(q4_1(64, 256)[:, :80]) is None  # rows not made of 32-input blocks
 

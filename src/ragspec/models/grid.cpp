@@ -1,13 +1,16 @@
 // y = x W^T for a float32 weight stored as 4- or 8-bit codes on per-block grids (ragspec/models/grid.py).
 //
-// W[n, 32 b + j] = code * scale[n, b] + offset[n, b], code * scale exact in float32 (grid.py checks it),
-// so a fused multiply-add and a multiply then add give the same float32 weight: the very value the
-// model holds. The sums run in float32 in another order than MKL's, as every fast-backend kernel does.
+// 4-bit: W[n, 32 b + j] = code * scale[n, b] + offset[n, b], code * scale exact in float32 (grid.py
+// checks it), so a fused multiply-add and a multiply then add give the same float32 weight: the very
+// value the model holds. 8-bit: W[n, 16 h + j] = code * scale[n, h] with a signed code and a scale per
+// 16 inputs, one float32 multiply (one rounding, as the GGUF dequantization that made W). The sums run in
+// float32 in another order than MKL's, as every fast-backend kernel does.
 //
-// Layout, one stream per tile of 4 rows of W (rows padded to a multiple of 4): for tile t and block b,
-// Unit<BITS>::BYTES at (t * B + b) * BYTES: the 4 rows' codes, then the 4 scales, then the 4 offsets
-// (float32). 4-bit codes: 16 bytes a row, byte j holding element j in its low nibble and element 16 + j
-// in its high one. 8-bit codes: 32 bytes a row, byte j holding element j.
+// Layout, one stream per tile of 4 rows of W (rows padded to a multiple of 4): for tile t and block b of
+// 32 inputs, Unit<BITS>::BYTES at (t * B + b) * BYTES: the 4 rows' codes, then 4 floats, then 4 more.
+// 4-bit: 16 code bytes a row, byte j holding element j in its low nibble and element 16 + j in its high
+// one; then the scales, then the offsets. 8-bit: 32 code bytes a row (int8), byte j holding element j;
+// then the scales of elements 0-15, then those of elements 16-31.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cstdint>
@@ -41,12 +44,11 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
   low.v = _mm512_permutexvar_ps(v, table);
   high.v = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
 }
-static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
-  const __m512 s = _mm512_set1_ps(scale), o = _mm512_set1_ps(offset);
-  const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes));
-  const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)));
-  low.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), s, o);
-  high.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), s, o);
+static inline void weights8(const uint8_t* codes, float scale_low, float scale_high, vf& low, vf& high) {
+  const __m512i v0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)codes));
+  const __m512i v1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)));
+  low.v = _mm512_mul_ps(_mm512_cvtepi32_ps(v0), _mm512_set1_ps(scale_low));
+  high.v = _mm512_mul_ps(_mm512_cvtepi32_ps(v1), _mm512_set1_ps(scale_high));
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -69,12 +71,13 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
   low = {level(_mm256_and_si256(v0, mask), s, o), level(_mm256_and_si256(v1, mask), s, o)};
   high = {level(_mm256_srli_epi32(v0, 4), s, o), level(_mm256_srli_epi32(v1, 4), s, o)};
 }
-static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
-  const __m256 s = _mm256_set1_ps(scale), o = _mm256_set1_ps(offset);
-  __m256i v[4];
-  for (int i = 0; i < 4; i++) v[i] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(codes + 8 * i)));
-  low = {level(v[0], s, o), level(v[1], s, o)};
-  high = {level(v[2], s, o), level(v[3], s, o)};
+static inline __m256 signed8(const uint8_t* codes, __m256 s) {
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)codes))), s);
+}
+static inline void weights8(const uint8_t* codes, float scale_low, float scale_high, vf& low, vf& high) {
+  const __m256 sl = _mm256_set1_ps(scale_low), sh = _mm256_set1_ps(scale_high);
+  low = {signed8(codes, sl), signed8(codes + 8, sl)};
+  high = {signed8(codes + 16, sh), signed8(codes + 24, sh)};
 }
 #else
 struct vf { float v[16]; };
@@ -88,18 +91,18 @@ static inline void weights(const uint8_t* codes, float scale, float offset, vf& 
     high.v[j] = std::fma((float)(codes[j] >> 4), scale, offset);
   }
 }
-static inline void weights8(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
+static inline void weights8(const uint8_t* codes, float scale_low, float scale_high, vf& low, vf& high) {
   for (int j = 0; j < 16; j++) {
-    low.v[j] = std::fma((float)codes[j], scale, offset);
-    high.v[j] = std::fma((float)codes[16 + j], scale, offset);
+    low.v[j] = (float)(int8_t)codes[j] * scale_low;
+    high.v[j] = (float)(int8_t)codes[16 + j] * scale_high;
   }
 }
 #endif
 
-template <int BITS>
-static inline void rebuild(const uint8_t* codes, float scale, float offset, vf& low, vf& high) {
-  if constexpr (BITS == 4) weights(codes, scale, offset, low, high);
-  else weights8(codes, scale, offset, low, high);
+template <int BITS>  // a, b: scale and offset (4-bit), the two halves' scales (8-bit)
+static inline void rebuild(const uint8_t* codes, float a, float b, vf& low, vf& high) {
+  if constexpr (BITS == 4) weights(codes, a, b, low, high);
+  else weights8(codes, a, b, low, high);
 }
 
 // One tile (4 rows of W) against R rows of x, 4 * R accumulators in registers: a block's codes are

@@ -1,21 +1,21 @@
 """float32 weights that lie on 4- or 8-bit block grids, read as codes: the same weights, a fifth (4-bit)
 or a third (8-bit) of the bytes.
 
-Why: the models ragspec pulls come from GGUF files (Q4_1, Q4_K_M, whose small models also hold Q5_0 and
-Q8_0 tensors) converted once to float32. Inside each block of 32 inputs of a row, such a weight takes at
-most 16 (Q4) or 256 (Q5, Q8) evenly spaced values: W[n, k] = code * scale + offset with one scale and
-one offset per block. A decode step on 2 cores is bound by reading the weights (4 bytes each in
-float32), so storing the codes (half a byte or one) and the two block constants (a quarter of a byte
-per weight) and rebuilding each weight in registers reads 5x (4-bit) or 3.2x (8-bit) fewer bytes for
-exactly the same float32 weights.
+Why: the models ragspec pulls come from GGUF files (Q4_1, Q4_K_M, which also holds Q5_0, Q6_K and Q8_0
+tensors) converted once to float32. Inside each block of 32 inputs of a row, such a weight takes at most
+16 evenly spaced values (Q4: W = code * scale + offset, one scale and one offset per block), or it is a
+signed code of up to 8 bits times one scale per 16 inputs (Q5_0, Q6_K, Q8_0). A decode step on 2 cores
+is bound by reading the weights (4 bytes each in float32), so storing the codes (half a byte or one)
+and the block constants (a quarter of a byte per weight) and rebuilding each weight in registers reads
+5x (4-bit) or 3.2x (8-bit) fewer bytes for exactly the same float32 weights.
 
 Exactness: `pack` keeps a layer only if the kernel's own dequantization (`grid.cpp`) returns every
-weight bit for bit, with scales of at most 20 (4-bit) or 16 (8-bit) significant bits so that
-code * scale is exact and a fused multiply-add gives the same weight as a multiply then an add. The
-products and sums then run in float32, in another order than MKL's, as every kernel of the fast backend
-does (docs/design.md: the same float32 model; logits agree to rounding). Weights on neither grid
-(float32 checkpoints, Q6_K tensors, whose 16-input blocks each have their own scale) keep the float32
-kernels.
+weight bit for bit. 4-bit: with scales of at most 20 significant bits, code * scale is exact, so a fused
+multiply-add gives the same weight as a multiply then an add. 8-bit: the weight is one float32 product,
+rounded once, as GGUF's dequantization rounded it. The products and sums with the activations then run
+in float32, in another order than MKL's, as every kernel of the fast backend does (docs/design.md: the
+same float32 model; logits agree to rounding). Weights on neither grid (float32 checkpoints, Q5_1,
+other GGUF types) keep the float32 kernels.
 
 The kernel is C++ (`models/kernels.py` builds it); where it cannot be built, or with RAGSPEC_GRID=0,
 nothing changes but the speed.
@@ -23,14 +23,18 @@ nothing changes but the speed.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from ragspec.models import kernels
 
 BLOCK = 32  # inputs per block (GGUF's Q4_0/Q4_1 blocks and Q4_K's sub-blocks)
-# Scale widths tried, by code width: fp16 scales (Q4_1, Q5_0, Q5_1, Q8_0), fp16 x 6-bit (Q4_K); 20 bits
-# (16 for 8-bit codes) keep code * scale exact.
-SCALE_BITS = {4: (11, 17, 20), 8: (11, 16)}
+SCALE_BITS = (11, 17, 20)  # 4-bit scales: fp16 (Q4_1), fp16 x 6-bit (Q4_K); 20 keeps code * scale exact
+CHUNK = 1 << 16  # blocks solved at a time (see _fit)
+HALF = 16  # inputs per 8-bit scale (Q6_K's sub-blocks; Q8_0 and Q5_0 blocks are two halves alike)
+# Codes a Q6_K half's largest magnitude may take, in the order tried (see _solve8).
+HALF_EXTREMES = (*range(32, 0, -1), *range(33, 129))
 ROWS = 4  # rows of W per tile (grid.cpp)
 MAX_ROWS = 32  # wider forwards (prefill chunks) run on the float32 weight; the grid still led at 32 rows
 
@@ -46,82 +50,133 @@ def _round_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def _fit(blocks: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Codes [n, B, 32] (uint8, `bits` wide), scales and offsets [n, B] with codes * scale + offset ==
-    blocks, or None. A sample of the blocks goes first, so that weights off such grids fail fast."""
+    """The codes [n, B, 32] (bytes) and two floats per block [n, B] each that rebuild `blocks` exactly,
+    or None: for 4-bit codes the scales and offsets, for 8-bit ones the scales of each half. A sample of
+    the blocks goes first, so that weights off such grids fail fast; then CHUNK blocks at a time, so that
+    the temporaries stay small (an output layer holds up to 7M blocks)."""
     shape = blocks.shape
     blocks = blocks.reshape(-1, BLOCK)
-    if _solve(blocks[:: max(1, blocks.shape[0] // 4096)], bits) is None:
+    sample = blocks[:: max(1, blocks.shape[0] // 4096)]
+    solve = _solve4 if bits == 4 else partial(_solve8, order=_order8(sample))
+    if solve(sample) is None:
         return None
-    fit = _solve(blocks, bits)
-    if fit is None:
+    parts = [solve(chunk) for chunk in blocks.split(CHUNK)]
+    if any(part is None for part in parts):
         return None
-    codes, scales, low = fit
-    return codes.reshape(shape), scales.reshape(shape[:-1]), low.reshape(shape[:-1])
+    codes, a, b = (torch.cat(column) for column in zip(*parts))
+    return codes.reshape(shape), a.reshape(shape[:-1]), b.reshape(shape[:-1])
 
 
-def _solve(blocks: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """`_fit` on blocks [b, 32]: codes [b, 32], scales [b], offsets [b], or None.
+def _solve4(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """4-bit codes [b, 32] (uint8), scales [b] and offsets [b] for blocks [b, 32], or None.
 
-    The offset is the block's smallest value (code 0). The step is the first of the candidates that
-    rebuilds the block exactly once rounded to the bits a GGUF scale has: for 4-bit codes the span over
-    15 (blocks that use both end codes: every Q4_1 block, most Q4_K ones); for 8-bit codes the largest
-    magnitude over 127 (Q8_0) or 16 (Q5_0, whose extreme value takes code -16), the span over 31 (Q5_1)
-    or 255; then, for the blocks left, the smallest gap between two of the block's values."""
-    if bits == 4 and bool(((blocks.sort(-1).values.diff(dim=-1) > 0).sum(-1) > 15).any()):
+    The offset is the block's smallest value (code 0). The step is the span over 15 (blocks that use
+    both end codes: every Q4_1 block, most Q4_K ones) or, for the rest, the smallest gap between two
+    of its values, rounded to the bits a GGUF scale has; a block takes the first candidate that
+    rebuilds it exactly. The gaps are sorted out only for the blocks the span did not fit."""
+    if bool(((blocks.sort(-1).values.diff(dim=-1) > 0).sum(-1) > 15).any()):
         return None  # more than 16 values in a block: not a 4-bit grid
     low = blocks.amin(-1, keepdim=True)
-    high = blocks.amax(-1, keepdim=True)
-    span = high - low
-    magnitude = torch.maximum(high, -low)
+    span = blocks.amax(-1, keepdim=True) - low
     codes = torch.zeros(blocks.shape, dtype=torch.uint8)
     scales = torch.ones_like(low)
     done = span[:, 0] == 0  # constant blocks keep code 0 and scale 1
-    steps = [span / 15] if bits == 4 else [magnitude / 127, magnitude / 16, span / 31, span / 255]
-    for step in steps:
-        _try(blocks, low, step, done, codes, scales, bits)
+    _try(blocks, low, span / 15, done, codes, scales)
     left = (~done).nonzero()[:, 0]
     if left.numel():
         sub = blocks[left]
         gaps = sub.sort(-1).values.diff(dim=-1)
         sub_done, sub_codes, sub_scales = done[left], codes[left], scales[left]
         _try(sub, low[left], torch.where(gaps > 0, gaps, torch.inf).amin(-1, keepdim=True), sub_done, sub_codes,
-             sub_scales, bits)
+             sub_scales)
         done[left], codes[left], scales[left] = sub_done, sub_codes, sub_scales
     if not bool(done.all()):
         return None
     return codes, scales[:, 0], low[:, 0]
 
 
+def _order8(blocks: torch.Tensor) -> list[tuple[int, bool]]:
+    """The candidate scales of `_solve8`, (extreme code, over the whole block?), those that rebuild most
+    halves of the sample `blocks` [b, 32] first (the order is stable: ties keep GGUF's likely order)."""
+    halves = blocks.reshape(-1, HALF)
+    magnitude = halves.abs().amax(-1, keepdim=True)
+    per_block = _per_block(magnitude)
+
+    def fitted(candidate: tuple[int, bool]) -> int:
+        scale = _round_bits((per_block if candidate[1] else magnitude) / candidate[0], 18)
+        return int(((halves / scale).round_().clamp_(-128, 127).mul_(scale) == halves).all(-1).sum())
+
+    return sorted([(127, True), (16, True), *((e, False) for e in HALF_EXTREMES)], key=fitted, reverse=True)
+
+
+def _per_block(magnitude: torch.Tensor) -> torch.Tensor:
+    """[h, 1] largest magnitude of each half -> [h, 1] that of its block of 32."""
+    return magnitude.reshape(-1, BLOCK // HALF).amax(-1, keepdim=True).expand(-1, BLOCK // HALF).reshape(-1, 1)
+
+
+def _solve8(blocks: torch.Tensor, order: list[tuple[int, bool]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """8-bit codes [b, 32] (int8 as uint8) and the scales [b] of each half for blocks [b, 32], or None:
+    each half of 16 is fl(code * scale), one float32 rounding, which is how GGUF's Q8_0 (d * q), Q5_0
+    (d * (q - 16)) and Q6_K (d * sc * (q - 32), a scale per 16) dequantize.
+
+    The scale is the largest magnitude over its code, tried for the codes GGUF's quantizers give their
+    extreme value: the whole block's over 127 (Q8_0) or 16 (Q5_0), the half's over about 32 (Q6_K), and
+    every other code, in `order` (`_order8`); rounded to 18 significant bits (a float16 scale times an
+    8-bit one has at most 18), which removes the rounding of the product. A half takes the first that
+    rebuilds it exactly; each pass sees only the halves still open."""
+    halves = blocks.reshape(-1, HALF)
+    magnitude = halves.abs().amax(-1, keepdim=True)  # [h, 1]
+    per_block = _per_block(magnitude)  # Q8_0 and Q5_0 scale whole blocks
+    codes = torch.zeros(halves.shape, dtype=torch.int8)
+    scales = torch.ones_like(magnitude)
+    done = magnitude[:, 0] == 0  # zero halves keep code 0 and scale 1
+    for extreme, whole_block in order:
+        rows = (~done).nonzero()[:, 0]
+        if not rows.numel():
+            break
+        over = per_block if whole_block else magnitude
+        every = rows.numel() == done.numel()  # the first pass reads the halves in place
+        sub, sub_over = (halves, over) if every else (halves[rows], over[rows])
+        scale = _round_bits(sub_over / extreme, 18)
+        q = (sub / scale).round_().clamp_(-128, 127)
+        good = (q * scale).eq_(sub).all(-1)
+        hit = rows[good]
+        codes[hit] = q[good].to(torch.int8)
+        scales[hit] = scale[good]
+        done[hit] = True
+    if not bool(done.all()):
+        return None
+    scales = scales.reshape(-1, BLOCK // HALF)
+    return codes.reshape(-1, BLOCK).view(torch.uint8), scales[:, 0].contiguous(), scales[:, 1].contiguous()
+
+
 def _try(blocks: torch.Tensor, low: torch.Tensor, step: torch.Tensor, done: torch.Tensor, codes: torch.Tensor,
-         scales: torch.Tensor, bits: int) -> None:
+         scales: torch.Tensor) -> None:
     """Fill in, in place, the blocks [b, 32] not yet `done` [b] that `step` [b, 1] rebuilds once rounded to
     one of the GGUF scale widths (those that fit a sample of the blocks first; each later width sees
     only the blocks still open)."""
-    if bool(done.all()):
-        return
-    top = 2**bits - 1
     sample = slice(0, 4096)
 
     def fitted(width: int) -> int:
-        return int(_fits(blocks[sample], low[sample], _round_bits(step[sample], width), top)[1].sum())
+        return int(_fits(blocks[sample], low[sample], _round_bits(step[sample], width))[1].sum())
 
-    for width in sorted(SCALE_BITS[bits], key=fitted, reverse=True):
+    for width in sorted(SCALE_BITS, key=fitted, reverse=True):
         rows = (~done).nonzero()[:, 0]
         if not rows.numel():
             return
         whole = rows.numel() == done.numel()  # the first pass reads the blocks in place
         sub, sub_low, sub_step = (blocks, low, step) if whole else (blocks[rows], low[rows], step[rows])
         scale = _round_bits(sub_step, width)
-        q, good = _fits(sub, sub_low, scale, top)
+        q, good = _fits(sub, sub_low, scale)
         hit = rows[good]
         codes[hit] = q[good].to(torch.uint8)
         scales[hit] = scale[good]
         done[hit] = True
 
 
-def _fits(blocks: torch.Tensor, low: torch.Tensor, scale: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codes (as floats, clamped to 0..top) and whether they rebuild each block exactly."""
-    q = (blocks - low).div_(scale).round_().clamp_(0, top)
+def _fits(blocks: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes (as floats, clamped to 0..15) and whether they rebuild each block exactly."""
+    q = (blocks - low).div_(scale).round_().clamp_(0, 15)
     return q, (q * scale).add_(low).eq_(blocks).all(-1)
 
 
@@ -154,9 +209,9 @@ class GridLinear:
 
 
 def _layout(codes: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, bits: int) -> torch.Tensor:
-    """grid.cpp's layout from codes [N, B, 32] and scales, offsets [N, B]: per tile of ROWS rows and
-    block, the rows' code bytes (16 of nibbles or 32) each, then their scales, then their offsets (one
-    stream per tile)."""
+    """grid.cpp's layout from codes [N, B, 32] and two floats per block [N, B] each (`_fit`): per tile of
+    ROWS rows and block, the rows' code bytes (16 of nibbles or 32) each, then their first floats, then
+    their second (one stream per tile)."""
     n, blocks, _ = codes.shape
     pad = -n % ROWS
     if pad:  # zero rows complete the last tile; their outputs are never written
