@@ -7,7 +7,7 @@
 #                                               rapid-curve-v2 rapid-speed-eos other-sets
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
-#                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention
+#                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -587,6 +587,38 @@ attention() {  # the attention kernel (models/attention.py) for decode and verif
   # answer quality with the float32 drafter (--drafter-quant auto), all 200 questions (ran beside the identity run)
   $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 20,40 --model $SMOL --drafter $SMOL \
     --max-new-tokens 24 --limit 200 --json "$OUT/attn/rapid-eval-smollm2-200-f32drafter.json"
+}
+
+grid8() {  # 8-bit grids (Q5_0, Q6_K, Q8_0 tensors and the output layers): the runs of 2026-12-03
+  mkdir -p "$OUT/grid8"
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10,rapid:eta=20 --limit 4 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/grid8/rapid-speed-qwen05-16000-eos.json"
+  $R bench verify --model $SMOL --backends fast --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
+    --json "$OUT/grid8/verify-smollm2.json"
+  $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,4,8,16,32 --reps 3 \
+    --json "$OUT/grid8/verify-qwen15.json"
+  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
+    --json "$OUT/grid8/speed-smollm2-squad-longdoc.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/grid8/speed-smollm2-$s.json"
+  done
+  $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 6 \
+    --max-new-tokens 64 --ignore-eos --json "$OUT/grid8/speed-qwen-squad-longdoc-eos.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 10 \
+      --max-new-tokens 64 --json "$OUT/grid8/speed-qwen-$s.json"
+  done
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,hf-assisted,greedy,pld,rapid:eta=0,rapid:eta=10 --limit 6 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/grid8/rapid-speed-smollm2-8000-eos.json"
+  $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
+    --max-new-tokens 64 --json "$OUT/grid8/identity-smollm2-rag.json"
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/grid8/identity-qwen-rag.json"
 }
 
 for section in "$@"; do

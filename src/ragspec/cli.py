@@ -178,7 +178,7 @@ def ask(
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
     stop: Annotated[list[str], typer.Option("--stop", help="Stop string (repeatable); not part of the answer.")] = [],  # noqa: B006
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
-    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on 4-bit grids, else int8), int8, int4 or none.")] = "auto",
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on block grids, else int8), int8, int4 or none.")] = "auto",
     datastore: Annotated[list[Path], typer.Option("--datastore", help="Another store whose documents REST drafts from, besides --store's (repeatable; e.g. a code base).")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -266,7 +266,7 @@ def evaluate(
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
     budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
     confidence: Annotated[Optional[float], typer.Option("--confidence", help="RAPID: the drafter ends its chain after a token it gives less than this probability (default 0.1).")] = None,
-    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on 4-bit grids, else int8), int8, int4 or none.")] = "auto",
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on block grids, else int8), int8, int4 or none.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Long-document sets: keep the rows already in the --json file's .rows.jsonl and ask only the other questions.")] = False,
 ) -> None:
     """Answer a question set and score it: EM/F1, retrieval recall@5, latency, tokens/s.

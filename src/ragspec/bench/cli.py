@@ -69,7 +69,7 @@ def speed(
     datastore: Annotated[str, typer.Option("--datastore", help="auto (a corpus per set), none, or a store folder.")] = "auto",
     backend: Annotated[str, typer.Option(help="ragspec backend: auto, fast, stock.")] = "auto",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="Random weights of the model's shape (speed only).")] = False,
-    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on 4-bit grids, else int8), int8, int4 or none: drafts need not be exact.")] = "auto",
+    drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on block grids, else int8), int8, int4 or none: drafts need not be exact.")] = "auto",
     ignore_eos: Annotated[bool, typer.Option("--ignore-eos", help="Go on past EOS to --max-new-tokens in every method (as vLLM's benchmarks), so all are timed on as many tokens.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result here.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG here.")] = None,

@@ -11,7 +11,7 @@ from ragspec.models.base import CausalLM
 from ragspec.models.stock import StockLM
 
 BACKENDS = ("auto", "fast", "stock")
-# "auto" (drafters): float32 where the weights lie on 4-bit grids (as exact as the target, and as fast as
+# "auto" (drafters): float32 where the weights lie on block grids (as exact as the target, and as fast as
 # int8 through the grid kernel), else int8 where the fast backend runs, else full precision.
 QUANT = (None, "none", "auto", *fast.DRAFTER_COPIES)
 
