@@ -532,6 +532,15 @@ grid() {  # float32 weights on 4-bit grids read through their codes (models/grid
   rapid_smol_curve grid 8000 2000 4000
 }
 
+smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
+  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
+    --json "$OUT/$1/speed-smollm2-squad-longdoc.json"
+  for s in rag summarization; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
+      --json "$OUT/$1/speed-smollm2-$s.json"
+  done
+}
+
 rapid_smol_curve() {  # RAPID, SmolLM2 drafting for itself, EOS ignored, at the given lengths: DIR T... (then the plot)
   local dir=$1
   shift
@@ -571,12 +580,7 @@ attention() {  # the attention kernel (models/attention.py) for decode and verif
     RAGSPEC_ATTENTION=$a $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,4,8,16,32 --reps 3 \
       --json "$OUT/attn/verify-qwen15-att$a.json"
   done
-  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
-    --json "$OUT/attn/speed-smollm2-squad-longdoc.json"
-  for s in rag summarization; do
-    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
-      --json "$OUT/attn/speed-smollm2-$s.json"
-  done
+  smol_copy_speed attn
   $R bench speed --data rag --model $SMOL --methods hf-greedy,greedy,pld,rest,pld+rest,rasd --limit 50 \
     --max-new-tokens 64 --json "$OUT/attn/identity-smollm2-rag.json"
   rapid_smol_curve attn 8000 4000 2000  # the long-document sets: grid() makes them
@@ -599,12 +603,7 @@ grid8() {  # 8-bit grids (Q5_0, Q6_K, Q8_0 tensors and the output layers): the r
     --json "$OUT/grid8/verify-smollm2.json"
   $R bench verify --model $QT --backends fast --contexts 1024,4096 --tokens 1,4,8,16,32 --reps 3 \
     --json "$OUT/grid8/verify-qwen15.json"
-  $R bench speed --data squad-longdoc --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 64 \
-    --json "$OUT/grid8/speed-smollm2-squad-longdoc.json"
-  for s in rag summarization; do
-    $R bench speed --data $s --model $SMOL --methods hf-greedy,greedy,pld,rasd --limit 10 --max-new-tokens 128 \
-      --json "$OUT/grid8/speed-smollm2-$s.json"
-  done
+  smol_copy_speed grid8
   $R bench speed --data squad-longdoc --model $QT --drafter $QD --methods hf-greedy,greedy,pld,draft,rasd --limit 6 \
     --max-new-tokens 64 --ignore-eos --json "$OUT/grid8/speed-qwen-squad-longdoc-eos.json"
   for s in rag summarization; do
