@@ -86,6 +86,15 @@ def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, bits, n)
         torch.testing.assert_close(g(x), F.linear(x, w), rtol=1e-5, atol=1e-5)
 
 
+@needs_kernel
+def test_a_block_of_few_values_fits_through_a_fraction_of_its_smallest_gap():
+    w = q4_1(8, 64)
+    d, m = torch.tensor(0.0123).half().float(), torch.tensor(-0.0456).half().float()
+    w[0, :32] = d * torch.tensor([0.0, 2.0, 7.0]).repeat(11)[:32] + m  # gaps of 2 and 5 steps, none of 1
+    g = grid.pack(w)
+    assert g is not None and g.bits == 4 and torch.equal(g.dequantize(), w)
+
+
 def test_weights_off_the_grids_are_not_packed():
     assert grid.pack(torch.randn(64, 256)) is None  # float32 values
     assert grid.pack(q5_1(64, 256)) is None  # 32 levels with an offset: neither grid (kept in float32)

@@ -72,8 +72,9 @@ def _solve4(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
     The offset is the block's smallest value (code 0). The step is the span over 15 (blocks that use
     both end codes: every Q4_1 block, most Q4_K ones) or, for the rest, the smallest gap between two
-    of its values, rounded to the bits a GGUF scale has; a block takes the first candidate that
-    rebuilds it exactly. The gaps are sorted out only for the blocks the span did not fit."""
+    of its values over 1, 2, ... 15 (a block of three values may have no two adjacent codes), rounded
+    to the bits a GGUF scale has; a block takes the first candidate that rebuilds it exactly. The gaps
+    are sorted out only for the blocks the span did not fit."""
     if bool(((blocks.sort(-1).values.diff(dim=-1) > 0).sum(-1) > 15).any()):
         return None  # more than 16 values in a block: not a 4-bit grid
     low = blocks.amin(-1, keepdim=True)
@@ -86,9 +87,12 @@ def _solve4(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     if left.numel():
         sub = blocks[left]
         gaps = sub.sort(-1).values.diff(dim=-1)
+        gap = torch.where(gaps > 0, gaps, torch.inf).amin(-1, keepdim=True)
         sub_done, sub_codes, sub_scales = done[left], codes[left], scales[left]
-        _try(sub, low[left], torch.where(gaps > 0, gaps, torch.inf).amin(-1, keepdim=True), sub_done, sub_codes,
-             sub_scales)
+        for steps in range(1, 16):  # the smallest gap spans 1, then more steps (blocks of few values)
+            if bool(sub_done.all()):
+                break
+            _try(sub, low[left], gap / steps, sub_done, sub_codes, sub_scales)
         done[left], codes[left], scales[left] = sub_done, sub_codes, sub_scales
     if not bool(done.all()):
         return None
