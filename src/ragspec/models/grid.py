@@ -57,6 +57,8 @@ def _fit(blocks: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, t
     shape = blocks.shape
     blocks = blocks.reshape(-1, BLOCK)
     sample = blocks[:: max(1, blocks.shape[0] // 4096)]
+    if bits == 4 and bool(((sample.sort(-1).values.diff(dim=-1) > 0).sum(-1) > 15).any()):
+        return None  # more than 16 values in a block: not a 4-bit grid
     solve = _solve4 if bits == 4 else partial(_solve8, order=_order8(sample))
     if solve(sample) is None:
         return None
@@ -75,8 +77,6 @@ def _solve4(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     of its values over 1, 2, ... 15 (a block of three values may have no two adjacent codes), rounded
     to the bits a GGUF scale has; a block takes the first candidate that rebuilds it exactly. The gaps
     are sorted out only for the blocks the span did not fit."""
-    if bool(((blocks.sort(-1).values.diff(dim=-1) > 0).sum(-1) > 15).any()):
-        return None  # more than 16 values in a block: not a 4-bit grid
     low = blocks.amin(-1, keepdim=True)
     span = blocks.amax(-1, keepdim=True) - low
     codes = torch.zeros(blocks.shape, dtype=torch.uint8)
