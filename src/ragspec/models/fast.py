@@ -81,9 +81,10 @@ class _Linear:
     of INT4_GROUP inputs, bfloat16 activations): an eighth of float32's bytes, and no activation
     quantization. On SmolLM2 it is both faster and closer to float32 than int8 (see FastLM).
 
-    With `grid`, a float32 weight whose values lie on 4-bit block grids (the GGUF-derived checkpoints
-    ragspec pulls) also keeps its codes (`models/grid.py`): forwards of up to grid.MAX_ROWS rows rebuild
-    exactly the same float32 weights from a fifth of the bytes, so decode and verification read less."""
+    With `grid`, a float32 weight whose values lie on 4- or 8-bit block grids (the GGUF-derived
+    checkpoints ragspec pulls) also keeps its codes (`models/grid.py`): forwards of up to grid.MAX_ROWS
+    rows rebuild exactly the same float32 weights from a fifth or a third of the bytes, so decode and
+    verification read less."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, int8: bool = False,
                  int4: bool = False, grid: bool = False) -> None:
