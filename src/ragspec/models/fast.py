@@ -334,7 +334,7 @@ class FastLM:
         "int4" runs the decoder layers' decode on int4 copies (the output layer stays int8: with it in int4
         too the argmax matched float32's on 80% of SmolLM2's tokens, against 95% with it in int8), with
         int8 for forwards of a few rows. Both prefill in float32.
-        grid: read the float32 weights that lie on 4-bit block grids through their codes (`models/grid.py`;
+        grid: read the float32 weights that lie on 4- or 8-bit block grids through their codes (`models/grid.py`;
         None: unless quantized). The same weights bit for bit, so the model's outputs stay its own."""
         if quantize not in (None, "none", *DRAFTER_COPIES):
             raise ValueError(f"unknown quantization {quantize!r}; choose from none, int8, int4")
