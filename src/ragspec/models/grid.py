@@ -118,7 +118,8 @@ def _per_block(magnitude: torch.Tensor) -> torch.Tensor:
     return magnitude.reshape(-1, BLOCK // HALF).amax(-1, keepdim=True).expand(-1, BLOCK // HALF).reshape(-1, 1)
 
 
-def _solve8(blocks: torch.Tensor, order: list[tuple[int, bool]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def _solve8(blocks: torch.Tensor,
+            order: list[tuple[int, bool]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """8-bit codes [b, 32] (int8 as uint8) and the scales [b] of each half for blocks [b, 32], or None:
     each half of 16 is fl(code * scale), one float32 rounding, which is how GGUF's Q8_0 (d * q), Q5_0
     (d * (q - 16)) and Q6_K (d * sc * (q - 32), a scale per 16) dequantize.
