@@ -108,7 +108,7 @@ def _order8(blocks: torch.Tensor) -> list[tuple[int, bool]]:
 
     def fitted(candidate: tuple[int, bool]) -> int:
         scale = _round_bits((per_block if candidate[1] else magnitude) / candidate[0], 18)
-        return int(((halves / scale).round_().clamp_(-128, 127).mul_(scale) == halves).all(-1).sum())
+        return int(_fits8(halves, scale)[1].sum())
 
     return sorted([(127, True), (16, True), *((e, False) for e in HALF_EXTREMES)], key=fitted, reverse=True)
 
@@ -136,19 +136,11 @@ def _solve8(blocks: torch.Tensor,
     scales = torch.ones_like(magnitude)
     done = magnitude[:, 0] == 0  # zero halves keep code 0 and scale 1
     for extreme, whole_block in order:
-        rows = (~done).nonzero()[:, 0]
+        rows, (sub, over) = _open(done, halves, per_block if whole_block else magnitude)
         if not rows.numel():
             break
-        over = per_block if whole_block else magnitude
-        every = rows.numel() == done.numel()  # the first pass reads the halves in place
-        sub, sub_over = (halves, over) if every else (halves[rows], over[rows])
-        scale = _round_bits(sub_over / extreme, 18)
-        q = (sub / scale).round_().clamp_(-128, 127)
-        good = (q * scale).eq_(sub).all(-1)
-        hit = rows[good]
-        codes[hit] = q[good].to(torch.int8)
-        scales[hit] = scale[good]
-        done[hit] = True
+        scale = _round_bits(over / extreme, 18)
+        _record(rows, *_fits8(sub, scale), scale, done, codes, scales)
     if not bool(done.all()):
         return None
     scales = scales.reshape(-1, BLOCK // HALF)
@@ -166,23 +158,38 @@ def _try(blocks: torch.Tensor, low: torch.Tensor, step: torch.Tensor, done: torc
         return int(_fits(blocks[sample], low[sample], _round_bits(step[sample], width))[1].sum())
 
     for width in sorted(SCALE_BITS, key=fitted, reverse=True):
-        rows = (~done).nonzero()[:, 0]
+        rows, (sub, sub_low, sub_step) = _open(done, blocks, low, step)
         if not rows.numel():
             return
-        whole = rows.numel() == done.numel()  # the first pass reads the blocks in place
-        sub, sub_low, sub_step = (blocks, low, step) if whole else (blocks[rows], low[rows], step[rows])
         scale = _round_bits(sub_step, width)
-        q, good = _fits(sub, sub_low, scale)
-        hit = rows[good]
-        codes[hit] = q[good].to(torch.uint8)
-        scales[hit] = scale[good]
-        done[hit] = True
+        _record(rows, *_fits(sub, sub_low, scale), scale, done, codes, scales)
 
 
 def _fits(blocks: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes (as floats, clamped to 0..15) and whether they rebuild each block exactly."""
     q = (blocks - low).div_(scale).round_().clamp_(0, 15)
     return q, (q * scale).add_(low).eq_(blocks).all(-1)
+
+
+def _fits8(halves: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed codes (as floats) and whether fl(code * scale) rebuilds each half exactly."""
+    q = (halves / scale).round_().clamp_(-128, 127)
+    return q, (q * scale).eq_(halves).all(-1)
+
+
+def _open(done: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The rows not yet `done` and those rows of each tensor (the tensors themselves while none is done)."""
+    rows = (~done).nonzero()[:, 0]
+    return rows, [t if rows.numel() == done.numel() else t[rows] for t in tensors]
+
+
+def _record(rows: torch.Tensor, q: torch.Tensor, good: torch.Tensor, scale: torch.Tensor, done: torch.Tensor,
+            codes: torch.Tensor, scales: torch.Tensor) -> None:
+    """Keep, in place, the codes and scales of the `rows` that fit (`good`) and mark them done."""
+    hit = rows[good]
+    codes[hit] = q[good].to(codes.dtype)
+    scales[hit] = scale[good]
+    done[hit] = True
 
 
 def on_grid(model: torch.nn.Module) -> bool:
