@@ -8,6 +8,7 @@
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
+#                                               rasd5 f32-drafter-eval
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -618,6 +619,25 @@ grid8() {  # 8-bit grids (Q5_0, Q6_K, Q8_0 tensors and the output layers): the r
     --max-new-tokens 64 --json "$OUT/grid8/identity-smollm2-rag.json"
   $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
     --max-new-tokens 32 --json "$OUT/grid8/identity-qwen-rag.json"
+}
+
+rasd5() {  # issue 4's five sets with the 8-bit grids, every single source and transformers' baselines in each run
+  mkdir -p "$OUT/rasd5"
+  local s
+  for s in humaneval summarization rag squad-longdoc mt_bench; do
+    $R bench speed --data $s --model $SMOL --methods hf-greedy,hf-pld,greedy,pld,rest,rasd --limit 10 \
+      --max-new-tokens 64 --json "$OUT/rasd5/speed-smollm2-$s.json"
+  done
+  for s in humaneval summarization rag squad-longdoc mt_bench; do
+    $R bench speed --data $s --model $QT --drafter $QD --methods hf-greedy,hf-pld,greedy,pld,rest,draft,rasd \
+      --limit 5 --max-new-tokens 64 --json "$OUT/rasd5/speed-qwen-$s.json"
+  done
+}
+
+f32-drafter-eval() {  # SmolLM2 answer quality with the default drafter (float32 through the grid), all 200 questions
+  $R data longdoc --out "$OUT/longdoc-smollm2-7500" --tokens 7500 --limit 200 --model $SMOL
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rag,rapid --eta 0,5,10,20,40 --model $SMOL --drafter $SMOL \
+    --max-new-tokens 24 --json "$OUT/f32d/rapid-eval-smollm2-200.json" --resume
 }
 
 for section in "$@"; do
