@@ -91,6 +91,22 @@ def test_grid_holds_the_exact_weights_and_multiplies_like_float32(make, bits, n)
 
 
 @needs_kernel
+def test_a_fused_weight_whose_parts_lie_on_different_grids_is_read_part_by_part():
+    q, k, v = q4_k(64, 256, 1), q4_k(16, 256, 2), q6_k(16, 256, 3)  # Q4_K_M: some layers' v_proj in Q6_K
+    w = torch.cat([q, k, v])
+    assert grid.pack(w) is None  # no one grid holds both kinds of rows
+    assert grid.pack(w, (64, 32)) is None  # nor a piece that mixes them
+    g = grid.pack(w, (64, 16, 16))
+    assert isinstance(g, grid.GridStack) and g.bits == (4, 4, 8) and g.shape == (96, 256)
+    assert torch.equal(g.dequantize(), w)
+    x = torch.randn(9, 256, generator=torch.Generator().manual_seed(0))
+    y = g(x)
+    torch.testing.assert_close(y, F.linear(x, w), rtol=1e-5, atol=1e-5)
+    assert torch.equal(y[4], g(x[4:5])[0])
+    assert isinstance(grid.pack(torch.cat([q, k])), grid.GridLinear)  # one grid: no stack
+
+
+@needs_kernel
 def test_a_block_of_few_values_fits_through_a_fraction_of_its_smallest_gap():
     w = q4_1(8, 64)
     d, m = torch.tensor(0.0123).half().float(), torch.tensor(-0.0456).half().float()
@@ -117,10 +133,15 @@ def _snap(model: torch.nn.Module, head: bool = False) -> None:
                 d = ((high - low) / 15).half().float()
                 p.copy_((torch.round((b - low) / d).clamp(0, 15) * d + low.half().float()).reshape(p.shape))
         if head:
-            p = model.get_output_embeddings().weight
-            b = p.reshape(p.shape[0], -1, 32)
-            d = b.abs().amax(-1, keepdim=True) / 127  # codes from the unrounded scale, as llama.cpp's
-            p.copy_((torch.round(b / d).nan_to_num_(0) * d.half().float()).reshape(p.shape))  # 0/0: zero rows
+            _snap8(model.get_output_embeddings().weight)
+
+
+def _snap8(p: torch.Tensor) -> None:
+    """Put a weight on a Q8_0 grid in place: w = d * q per 32 inputs."""
+    with torch.no_grad():
+        b = p.reshape(p.shape[0], -1, 32)
+        d = b.abs().amax(-1, keepdim=True) / 127  # codes from the unrounded scale, as llama.cpp's
+        p.copy_((torch.round(b / d).nan_to_num_(0) * d.half().float()).reshape(p.shape))  # 0/0: zero rows
 
 
 @needs_kernel
@@ -143,6 +164,22 @@ def test_a_grid_model_gives_the_float32_kernels_logits_and_greedy_tokens(arch, h
     assert top[0] == top[1]
     greedy = [_greedy(lm, ids[:8], 24) for lm in (on, stock)]
     assert greedy[0] == greedy[1]
+
+
+@needs_kernel
+def test_a_layer_with_an_8_bit_v_proj_is_read_through_codes_too():
+    hf = tiny_hf("qwen2", layers=2)
+    _snap(hf)
+    _snap8(hf.model.layers[1].self_attn.v_proj.weight)
+    on, off = fast.FastLM(hf), fast.FastLM(hf, grid=False)
+    assert on.grid_share == 1.0 and isinstance(on.layers[1].qkv.grid, grid.GridStack)
+    assert isinstance(on.layers[0].qkv.grid, grid.GridLinear)
+    ids = torch.randint(2, 96, (40,), generator=torch.Generator().manual_seed(3))
+    caches = [lm.new_cache() for lm in (on, off)]
+    for chunk in (ids[:33], ids[33:34], ids[34:40]):  # prefill on float32 weights, then through the codes
+        outs = [lm.forward(c, chunk) for lm, c in zip((on, off), caches)]
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    assert _greedy(on, ids[:8], 16) == _greedy(off, ids[:8], 16)
 
 
 def _greedy(lm, prompt: torch.Tensor, steps: int) -> list[int]:

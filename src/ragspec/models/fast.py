@@ -87,9 +87,10 @@ class _Linear:
     verification read less."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack: bool, int8: bool = False,
-                 int4: bool = False, grid: bool = False) -> None:
+                 int4: bool = False, grid: bool = False, parts: tuple[int, ...] | None = None) -> None:
+        """parts: the row counts of a fused weight's pieces (q, k, v), each of which may lie on its own grid."""
         self.weight, self.bias, self.packed, self.int8, self.int4 = weight, bias, None, None, None
-        self.grid = g4.pack(weight) if grid else None
+        self.grid = g4.pack(weight, parts) if grid else None
         # With grid codes, forwards of over grid.MAX_ROWS rows are prefill chunks, where MKL's GEMM
         # amortises its own packing: no second float32 copy.
         pack = pack and self.grid is None
@@ -211,9 +212,11 @@ class _Layer:
         self.eps2 = layer.post_attention_layernorm.variance_epsilon
         qkv = [attn.q_proj, attn.k_proj, attn.v_proj]
         # Fuse and re-point the modules at the fused tensor (shared memory, and the stock path still works).
-        self.qkv = _Linear(_fuse(qkv, "weight"), _fuse(qkv, "bias"), pack, int8, int4, grid)
+        gate_up = [mlp.gate_proj, mlp.up_proj]
+        qkv_rows, gate_up_rows = (tuple(lin.weight.shape[0] for lin in part) for part in (qkv, gate_up))
+        self.qkv = _Linear(_fuse(qkv, "weight"), _fuse(qkv, "bias"), pack, int8, int4, grid, qkv_rows)
         self.o = _Linear(attn.o_proj.weight, attn.o_proj.bias, pack, int8, int4, grid)
-        self.gate_up = _Linear(_fuse([mlp.gate_proj, mlp.up_proj], "weight"), None, pack, int8, int4, grid)
+        self.gate_up = _Linear(_fuse(gate_up, "weight"), None, pack, int8, int4, grid, gate_up_rows)
         self.down = _Linear(mlp.down_proj.weight, None, pack, int8, int4, grid)
         self.inter = mlp.gate_proj.weight.shape[0]
 

@@ -242,10 +242,43 @@ def _layout(codes: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, bi
     return torch.cat(as_bytes, -1).contiguous()  # [T, B, UNIT]
 
 
-def pack(weight: torch.Tensor) -> GridLinear | None:
+class GridStack:
+    """x W^T for a fused weight whose row blocks lie on different grids, one GridLinear each, outputs
+    side by side. The fast backend fuses q, k and v (and gate and up) into one weight, while a GGUF
+    Q4_K_M file keeps some layers' v_proj in Q6_K next to Q4_K q and k: no single grid holds such a
+    fusion, but each part does (Qwen 1.5B: a sixth of its layers)."""
+
+    def __init__(self, parts: list[GridLinear]) -> None:
+        self.parts = parts
+        self.shape = (sum(p.shape[0] for p in parts), parts[0].shape[1])
+        self.bits = tuple(p.bits for p in parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] float32 -> [M, N] float32."""
+        x = x.contiguous()
+        return torch.cat([p(x) for p in self.parts], dim=-1)
+
+    def dequantize(self) -> torch.Tensor:
+        return torch.cat([p.dequantize() for p in self.parts])
+
+
+def pack(weight: torch.Tensor, parts: tuple[int, ...] | None = None) -> GridLinear | GridStack | None:
     """A GridLinear holding exactly `weight` [N, K] (float32): 4-bit codes where its blocks take at most 16
     values, else 8-bit ones; None when it lies on neither grid or the kernel is unavailable (the kernel
-    is built only once a weight fits)."""
+    is built only once a weight fits). `parts`: the row counts of a fused weight's pieces; when the whole
+    does not fit one grid but every piece fits its own, a GridStack of them."""
+    whole = _pack(weight)
+    if whole is not None or not parts or len(parts) < 2 or sum(parts) != weight.shape[0]:
+        return whole
+    pieces = [_pack(piece) for piece in weight.split(list(parts))]
+    return GridStack(pieces) if all(p is not None for p in pieces) else None
+
+
+def _pack(weight: torch.Tensor) -> GridLinear | None:
     if weight.dim() != 2 or weight.dtype != torch.float32 or weight.shape[1] % BLOCK:
         return None
     w = weight.detach()
