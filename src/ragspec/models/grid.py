@@ -246,7 +246,7 @@ class GridStack:
     """x W^T for a fused weight whose row blocks lie on different grids, one GridLinear each, outputs
     side by side. The fast backend fuses q, k and v (and gate and up) into one weight, while a GGUF
     Q4_K_M file keeps some layers' v_proj in Q6_K next to Q4_K q and k: no single grid holds such a
-    fusion, but each part does (Qwen 1.5B: a sixth of its layers)."""
+    fusion, but each part does (Qwen 1.5B: half its layers)."""
 
     def __init__(self, parts: list[GridLinear]) -> None:
         self.parts = parts
