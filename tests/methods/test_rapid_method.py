@@ -3,13 +3,15 @@
 import json
 
 import pytest
+import torch
 
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.engine import Engine
 from ragspec.eval.longdoc import build_longdoc, load_longdoc, run_longdoc
 from ragspec.methods.rapid import PLD_NODES, Rapid, RapidConfig, rapid_config
+from ragspec.models.loader import wrap
 from ragspec.retrieval.embedder import HashEmbedder
-from tiny import tiny_chat_lm, tiny_tokenizer
+from tiny import tiny_chat_lm, tiny_hf, tiny_tokenizer
 
 DOC = " ".join(f"Fact {i}: the code word of room {i} is w{i * 7 % 13}." for i in range(60))
 
@@ -45,6 +47,35 @@ def test_upward_speculation_a_larger_drafter_at_eta_zero_is_the_target_greedy():
     zero = rapid.answer(question, DOC, eta=0.0, prompts=prompts)
     assert zero.answer == want.strip() and zero.stats.num_drafts > 0
     assert rapid.answer(question, DOC, eta=40.0, prompts=prompts).stats.num_drafts > 0
+
+
+def _rolled_drafter():
+    """The target's own weights with its output rows rolled by one: its greedy token is the id after the
+    target's, so the target (almost) never accepts a draft."""
+    tok = tiny_tokenizer()
+    hf = tiny_hf("llama", vocab=len(tok), max_pos=8192)
+    hf.lm_head.weight = torch.nn.Parameter(hf.lm_head.weight.detach().roll(1, dims=0).clone())
+    return wrap(hf, tok, "tiny-rolled", "fast")
+
+
+def test_the_gate_falls_back_only_where_rapid_is_lossless():
+    """At eta 0 a drafter the target never agrees with is gated off (the answer stays LC's); at eta > 0
+    every step drafts, since a skipped draft would change the output; gate=0 keeps eta 0 drafting too."""
+    target, drafter, question = tiny_chat_lm("llama", max_pos=8192), _rolled_drafter(), "Code word of room 12?"
+
+    def rapid(**kw):
+        return Rapid(target, drafter, HashEmbedder(64), RapidConfig(chunk_size=64, budget=200, max_new_tokens=40, **kw))
+
+    prompts = rapid().prompts(question, DOC)
+    lc = Engine(target).generate(prompts.target_ids, 40).token_ids
+    zero = rapid().answer(question, DOC, eta=0.0, prompts=prompts)
+    assert zero.answer == target.tokenizer.decode(lc, skip_special_tokens=True).strip()
+    assert zero.stats.acceptance_rate < 0.2 and zero.stats.num_plain_fallback_steps > 0
+    assert rapid().answer(question, DOC, eta=10.0, prompts=prompts).stats.num_plain_fallback_steps == 0
+    ungated = rapid(gate=0).answer(question, DOC, eta=0.0, prompts=prompts)
+    assert ungated.answer == zero.answer and ungated.stats.num_plain_fallback_steps == 0
+    with pytest.raises(ValueError, match="gate are 0 or 1"):
+        rapid_config("rapid:gate=2")
 
 
 def test_shared_drafter_cache_gives_the_same_answer():
