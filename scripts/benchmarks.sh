@@ -8,7 +8,7 @@
 #                                               rapid-curve-eos rapid-qwen-curve gate-memory rasd-memory rapid-qwen-pair rapid-qwen-pair-6 qwen-longdoc-rapid
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
-#                                               rasd5 f32-drafter-eval
+#                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -366,6 +366,40 @@ rapid-qwen-curve() {  # Qwen 0.5B RAPID at 2K, 4K and 16K, documents topped up w
   done
   $R bench plot "$OUT"/rapid-speed-qwen05-{2000-fill,4000-fill,16000,16000-fill,32000}-eos.json \
     --out docs/img/rapid-speed-qwen05.png
+}
+
+rapid-qwen-curve8() {  # Qwen 0.5B RAPID by context length with the 8-bit grids and the attention kernel:
+  # 2K, 4K, 16K and 32K documents topped up with --fill, EOS ignored; the 9.1K point is grid8's run
+  for spec in "2000 4 3" "4000 4 3" "16000 6 3" "32000 8 2"; do
+    set -- $spec  # document tokens, most articles per document, prompts
+    [ -d "$OUT/longdoc-qwen-$1-fill" ] || \
+      $R data longdoc --out "$OUT/longdoc-qwen-$1-fill" --tokens $1 --limit 20 --model $QD --max-articles $2 --fill
+    $R bench speed --data "longdoc:$OUT/longdoc-qwen-$1-fill" --model $QD --drafter $QD \
+      --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10 --limit $3 --max-new-tokens 64 --ignore-eos \
+      --json "$OUT/curve8/rapid-speed-qwen05-$1-fill-eos.json"
+  done
+  $R bench plot "$OUT"/curve8/rapid-speed-qwen05-{2000-fill,4000-fill}-eos.json "$OUT"/grid8/rapid-speed-qwen05-16000-eos.json \
+    "$OUT"/curve8/rapid-speed-qwen05-{16000-fill,32000-fill}-eos.json --out docs/img/rapid-speed-qwen05-grid8.png
+}
+
+rapid-gate() {  # lossless RAPID (eta 0) with and without the fallback gate, Qwen 0.5B at 16K (curve8's set)
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000-fill" --model $QD --drafter $QD \
+    --methods greedy,rapid:eta=0,gate=0,rapid:eta=0 --limit 3 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/curve8/rapid-gate-qwen05-16000-fill-eos.json"
+}
+
+tree-mal() {  # issue 4: the drafter's chain grown into top-k trees, alone and fused with retrieval (a replay)
+  for s in summarization rag humaneval; do
+    .venv/bin/python scripts/tree_mal.py --data $s --model $QT --drafter $QD --limit 5 --max-new-tokens 64 \
+      --json "$OUT/curve8/tree-mal-qwen-$s.json"
+  done
+  .venv/bin/python scripts/tree_mal.py --data squad-longdoc --model $QT --drafter $QD --limit 5 --max-new-tokens 64 \
+    --ignore-eos --json "$OUT/curve8/tree-mal-qwen-squad-longdoc.json"
+}
+
+identity-qwen-stack() {  # the Qwen pair's identity on 50 rag prompts after GridStack (fused layers on two grids)
+  $R bench speed --data rag --model $QT --drafter $QD --methods hf-greedy,greedy,draft,rasd --limit 50 \
+    --max-new-tokens 32 --json "$OUT/curve8/identity-qwen-rag.json"
 }
 
 gate-memory() {  # the gate's early loss call and its memory across requests; "before" = the same at 8958a7a
