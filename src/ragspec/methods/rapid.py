@@ -12,7 +12,7 @@ output law is neither p nor p_hat), chunks of 256 tokens (the paper's 512 are fo
 drafter budget of max(L/8, 1024) tokens (the paper's max(L/32, 4096) scaled to 8K-32K documents).
 The fallback gate (plain decoding while drafting does not pay) works only at eta 0: with eta > 0 a
 skipped draft would change the output, not only the speed. At eta 0 it is on unless gate=0: a drafter
-reading chunks the target disagrees with (Qwen 0.5B at 16K: acceptance 0.27) made lossless RAPID 0.44x
+reading chunks the target disagrees with (Qwen 0.5B at 16K: acceptance 0.27) made lossless RAPID 0.43x
 plain greedy without it.
 Option pld=1 (eta 0 only) fuses prompt-lookup branches over the target's whole context into the drafter's
 tree with RASD's proposer: the drafter reads only the chunks, while what the answer copies from elsewhere
