@@ -53,6 +53,7 @@ def nodes(widths: list[int]) -> int:
 
 
 def tree_accepted(ranks: np.ndarray, t: int, widths: list[int]) -> int:
+    """Drafted tokens accepted from position t by a tree with the top widths[d] tokens at depth d."""
     j = 0
     while j < len(widths) and t + j < len(ranks) and ranks[t + j] < widths[j]:
         j += 1
