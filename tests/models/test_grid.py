@@ -104,6 +104,8 @@ def test_a_fused_weight_whose_parts_lie_on_different_grids_is_read_part_by_part(
     torch.testing.assert_close(y, F.linear(x, w), rtol=1e-5, atol=1e-5)
     assert torch.equal(y[4], g(x[4:5])[0])
     assert isinstance(grid.pack(torch.cat([q, k])), grid.GridLinear)  # one grid: no stack
+    with pytest.raises(ValueError, match="do not add up"):
+        grid.pack(w, (64, 16))  # a caller's wrong row counts are an error, not a silent single grid
 
 
 @needs_kernel

@@ -271,8 +271,10 @@ def pack(weight: torch.Tensor, parts: tuple[int, ...] | None = None) -> GridLine
     values, else 8-bit ones; None when it lies on neither grid or the kernel is unavailable (the kernel
     is built only once a weight fits). `parts`: the row counts of a fused weight's pieces; when the whole
     does not fit one grid but every piece fits its own, a GridStack of them."""
+    if parts is not None and sum(parts) != weight.shape[0]:
+        raise ValueError(f"parts {parts} do not add up to the weight's {weight.shape[0]} rows")
     whole = _pack(weight)
-    if whole is not None or not parts or len(parts) < 2 or sum(parts) != weight.shape[0]:
+    if whole is not None or not parts or len(parts) < 2:
         return whole
     pieces = [_pack(piece) for piece in weight.split(list(parts))]
     return GridStack(pieces) if all(p is not None for p in pieces) else None
