@@ -33,6 +33,7 @@ from ragspec.bench.speed import run_speed
 from ragspec.bench.verify import verify_curve
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
+from ragspec.drafting.composite import own_acceptance
 from ragspec.drafting.registry import make_proposer
 
 DEPTH = 6  # the drafter chain's default longest draft (DraftLMConfig.max_len)
@@ -87,12 +88,8 @@ def retrieval_accepted(proposer, ids: list[int], out: list[int]) -> tuple[np.nda
         ctx = DraftContext(tokens=ids + out[:t], num_prompt_tokens=len(ids), max_nodes=32,
                            max_depth=len(out) - t, sampling=SamplingParams())
         tree = proposer.propose(ctx)
-        got[t], sizes[t] = (0 if len(tree) else -1), len(tree)
-        for path in tree.token_paths():
-            m = 0
-            while m < len(path) and t + m < len(out) and path[m] == out[t + m]:
-                m += 1
-            got[t] = max(got[t], m)
+        sizes[t] = len(tree)  # the longest path that follows the coming tokens (the trie walk RASD's observe uses)
+        got[t] = len(own_acceptance(tree, out[t:], -1).accepted) if len(tree) else -1
     return got, sizes
 
 
