@@ -9,6 +9,7 @@
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
+#                                               rapid-smol-curve8
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -565,6 +566,23 @@ grid() {  # float32 weights on 4-bit grids read through their codes (models/grid
       $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
   done
   rapid_smol_curve grid 8000 2000 4000
+}
+
+rapid-smol-curve8() {  # SmolLM2 drafting for itself at 8K, 4K, 2K with the 8-bit grids, at the default eta and at the
+  # etas that reached LC + 3 F1 (20, 40): is one eta both +3 F1 and 2.5x hf-greedy? (then the plot)
+  mkdir -p "$OUT/curve8"
+  $R data longdoc --out "$OUT/longdoc-smollm2-8000" --tokens 8060 --limit 20 --model $SMOL --max-articles 4 --fill
+  local t
+  for t in 2000 4000; do
+    [ -d "$OUT/longdoc-smollm2-$t" ] || \
+      $R data longdoc --out "$OUT/longdoc-smollm2-$t" --tokens $t --limit 20 --model $SMOL --max-articles 4
+  done
+  for t in 8000 4000 2000; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,rapid:eta=0,rapid:eta=10,rapid:eta=20,rapid:eta=40 --limit 6 \
+      --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-speed-smollm2-$t-eos.json"
+  done
+  $R bench plot "$OUT"/curve8/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-grid8.png
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
