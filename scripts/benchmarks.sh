@@ -9,7 +9,7 @@
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
-#                                               rapid-smol-curve8
+#                                               rapid-smol-curve8 rapid-smol-next6
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -583,6 +583,12 @@ rapid-smol-curve8() {  # SmolLM2 drafting for itself at 8K, 4K, 2K with the 8-bi
       --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-speed-smollm2-$t-eos.json"
   done
   $R bench plot "$OUT"/curve8/rapid-speed-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-grid8.png
+}
+
+rapid-smol-next6() {  # the 8K set's prompts 7-12 (a fresh sample): does eta 20 hold 2.5x hf-greedy beyond curve8's six?
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10,rapid:eta=20 --limit 6 --skip 6 --max-new-tokens 64 \
+    --ignore-eos --json "$OUT/curve8/rapid-speed-smollm2-8000-eos-next6.json"
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR

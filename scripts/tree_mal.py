@@ -28,6 +28,7 @@ import math
 import numpy as np
 import torch
 
+from ragspec.bench.ceiling import monotone
 from ragspec.bench.cli import _load_models
 from ragspec.bench.speed import run_speed
 from ragspec.bench.verify import verify_curve
@@ -115,7 +116,7 @@ def run(args) -> dict:
     context = round(float(np.mean([len(ids) for ids, _ in runs])) + args.max_new_tokens / 2)
     grid = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 144]  # forward sizes measured; others interpolated
     curve = verify_curve(models.target, [context], grid, reps=5)
-    cost_at = [max(1.0, r["ratio_to_decode"]) for r in curve]
+    cost_at = [max(1.0, c) for c in monotone([r["ratio_to_decode"] for r in curve])]  # as bench ceiling does
 
     def cost(size: int) -> float:
         return float(np.interp(size, grid, cost_at))

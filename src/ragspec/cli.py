@@ -26,6 +26,8 @@ from ragspec.corpus import cli as corpus_cli
 from ragspec.models import cli as models_cli
 
 DEFAULT_MODEL = "smollm2-135m"
+ETA_HELP = ("RAPID: knowledge-transfer strength, 0 = lossless (default: 10 with a drafter the target's size or "
+            "smaller, 40 with a larger one, as the paper sets them).")
 app = typer.Typer(name="ragspec", help="Retrieval-augmented speculative generation over your documents.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out, err = Console(), Console(stderr=True)
@@ -167,7 +169,7 @@ def ask(
     method: Annotated[str, typer.Option("--method", help="rag, lc, rapid, or a speculation name (implies rag).")] = "rag",
     spec: Annotated[str, typer.Option("--spec", help="Speculation: auto, none, pld, rest, retrieval, draft (draft:k=2,len=8,...), rasd.")] = "auto",
     context: Annotated[Optional[Path], typer.Option("--context", help="Document file for --method lc or rapid.")] = None,
-    eta: Annotated[float, typer.Option("--eta", help="RAPID: knowledge-transfer strength (0 = lossless).")] = 10.0,
+    eta: Annotated[Optional[float], typer.Option("--eta", help=ETA_HELP)] = None,
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
     k: Annotated[int, typer.Option("-k", help="Sources in the prompt.")] = 5,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, bm25, dense.")] = "hybrid",
@@ -259,7 +261,7 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 32,
     seed: Annotated[int, typer.Option(help="Question sample seed.")] = 0,
     backend: Annotated[str, typer.Option(help="auto, fast or stock.")] = "auto",
-    eta: Annotated[str, typer.Option("--eta", help="RAPID: comma-separated eta values (a sweep shares each prefill).")] = "10",
+    eta: Annotated[str, typer.Option("--eta", help=f"{ETA_HELP} Comma-separate several: a sweep shares each prefill.")] = "",
     alpha: Annotated[float, typer.Option("--alpha", help="RAPID tail mask.")] = 0.1,
     gamma: Annotated[int, typer.Option("--gamma", help="RAPID draft length.")] = 10,
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
@@ -279,8 +281,8 @@ def evaluate(
 
     if is_longdoc(data_dir):
         _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
-                      [float(e) for e in eta.split(",")], alpha, gamma, residual, chunk_size, budget, confidence,
-                      drafter_quant, resume)
+                      [float(e) for e in eta.split(",") if e.strip()], alpha, gamma, residual, chunk_size, budget,
+                      confidence, drafter_quant, resume)
         return
     if resume:
         raise ValueError("--resume works on long-document sets (ragspec data longdoc)")
@@ -343,7 +345,7 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     from ragspec.models.loader import load_causal_lm
     from ragspec.retrieval.embedder import default_embedder
 
-    config = RapidConfig(eta=etas[0], alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
+    config = RapidConfig(eta=None, alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
                          budget=budget, max_new_tokens=max_new_tokens,
                          **({} if confidence is None else {"confidence": confidence}))
     drafters = [d.strip() for d in (drafter or model).split(",") if d.strip()]

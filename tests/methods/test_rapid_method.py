@@ -1,6 +1,7 @@
 """RAPID end to end on tiny models: eta 0 is the long-context target's greedy; the set builder fits documents."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.engine import Engine
 from ragspec.eval.longdoc import build_longdoc, load_longdoc, run_longdoc
-from ragspec.methods.rapid import PLD_NODES, Rapid, RapidConfig, rapid_config
+from ragspec.methods.rapid import PLD_NODES, SELF_ETA, UPWARD_ETA, Rapid, RapidConfig, rapid_config
 from ragspec.models.loader import wrap
 from ragspec.retrieval.embedder import HashEmbedder
 from tiny import tiny_chat_lm, tiny_hf, tiny_tokenizer
@@ -47,6 +48,23 @@ def test_upward_speculation_a_larger_drafter_at_eta_zero_is_the_target_greedy():
     zero = rapid.answer(question, DOC, eta=0.0, prompts=prompts)
     assert zero.answer == want.strip() and zero.stats.num_drafts > 0
     assert rapid.answer(question, DOC, eta=40.0, prompts=prompts).stats.num_drafts > 0
+
+
+def test_the_default_eta_is_the_papers_value_for_the_pair(tmp_path):
+    """Without an eta, a drafter the target's size or smaller gets 10 and a larger one 40 (the paper's self
+    and upward values); an eval without --eta names each drafter's rows by its own default."""
+    _two_question_set(tmp_path)
+    target = tiny_chat_lm("llama", max_pos=8192)
+    config = RapidConfig(chunk_size=64, budget=200, max_new_tokens=8)
+    small = Rapid(target, tiny_chat_lm("llama", seed=3, max_pos=8192), HashEmbedder(64), config)
+    large = Rapid(target, tiny_chat_lm("llama", seed=5, max_pos=8192, layers=4), HashEmbedder(64), config)
+    assert (small.config.eta, large.config.eta) == (SELF_ETA, UPWARD_ETA) == (10.0, 40.0)
+    assert Rapid(target, target, HashEmbedder(64), config).config.eta == SELF_ETA
+    for eta in (0.0, 5.0):  # a given eta stands, 0 (lossless) included
+        assert Rapid(target, large.drafter, HashEmbedder(64), replace(config, eta=eta)).config.eta == eta
+    assert rapid_config("rapid").eta is None and rapid_config("rapid:eta=20").eta == 20.0
+    result = run_longdoc([small, large], tmp_path, ["rapid"], [], 1)
+    assert list(result["methods"]) == ["rapid[tiny-llama-1]@eta=10", "rapid[tiny-llama-2]@eta=40"]
 
 
 def _rolled_drafter():

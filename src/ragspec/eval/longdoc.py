@@ -132,7 +132,7 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                 on_row: Callable[[dict], None] | None = None, extra: dict | None = None,
                 done: list[dict] | None = None) -> dict:
     """Evaluate `lc` (target on the whole document), `rag` (drafter on retrieved chunks) and `rapid` (one
-    run per eta) on the set.
+    run per eta; no etas: each `Rapid`'s own) on the set.
 
     `rapid` is one `Rapid` or a list of them sharing one target (self and upward speculation in one run):
     with several, each drafter's results are named `rag[NAME]` and `rapid[NAME]@eta=X`. One target prefill
@@ -150,10 +150,11 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
     if len(set(labels)) < len(labels):  # the same drafter twice (say, int8 and float32): number them
         labels = [f"{label}-{i + 1}" for i, label in enumerate(labels)]
     labels = [f"[{label}]" if len(rapids) > 1 else "" for label in labels]
+    sweeps = [list(etas) or [r.config.eta] for r in rapids]  # no etas given: each pair's default
     names = ["lc"] if "lc" in methods else []
-    for label in labels:
+    for label, sweep in zip(labels, sweeps):
         names += [f"rag{label}"] if "rag" in methods else []
-        names += [f"rapid{label}@eta={e:g}" for e in etas] if "rapid" in methods else []
+        names += [f"rapid{label}@eta={e:g}" for e in sweep] if "rapid" in methods else []
     questions, docs = load_longdoc(data_dir)
     questions = questions[:limit] if limit else questions
     order = {d: i for i, d in reversed(list(enumerate(q["doc_id"] for q in questions)))}
@@ -174,11 +175,11 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                "drafter_context_tokens": len(prompts[0].drafter_ids), "results": {}}
         if "lc" in methods:
             row["results"]["lc"] = _result(rapids[0].lc_answer(q["question"], prompts[0], target_cache=cache), q)
-        for r, p, label in zip(rapids, prompts, labels):
+        for r, p, label, sweep in zip(rapids, prompts, labels, sweeps):
             draft_cache = r.prefill_drafter(p) if {"rag", "rapid"} & set(methods) else None
             if "rag" in methods:
                 row["results"][f"rag{label}"] = _result(r.rag_answer(q["question"], p, drafter_cache=draft_cache), q)
-            for e in etas if "rapid" in methods else []:
+            for e in sweep if "rapid" in methods else []:
                 ans = r.answer(q["question"], doc["text"], eta=e, prompts=p, target_cache=cache,
                                drafter_cache=draft_cache)
                 row["results"][f"rapid{label}@eta={e:g}"] = _result(ans, q)
