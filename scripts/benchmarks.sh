@@ -9,7 +9,7 @@
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
-#                                               rapid-smol-curve8 rapid-smol-next6
+#                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -589,6 +589,13 @@ rapid-smol-next6() {  # the 8K set's prompts 7-12 (a fresh sample): does eta 20 
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,greedy,rapid:eta=0,rapid:eta=10,rapid:eta=20 --limit 6 --skip 6 --max-new-tokens 64 \
     --ignore-eos --json "$OUT/curve8/rapid-speed-smollm2-8000-eos-next6.json"
+}
+
+rapid-smol-conf() {  # eta 20 with the drafter stopping its chain at confidence 0.3 / 0.5 (the paper's README uses 0.4),
+  # the 8K set's first 12 prompts: fewer drafted tokens the nudge rejects
+  $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
+    --methods hf-greedy,greedy,rapid:eta=20,rapid:eta=20,confidence=0.3,rapid:eta=20,confidence=0.5 --limit 12 \
+    --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-conf-smollm2-8000-eos.json"
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
