@@ -9,7 +9,7 @@
 #                                               rapid-pld-qwen rapid-pld-smollm2 identity-qwen-prd screen identity-screen
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
-#                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf
+#                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf rapid-smol-conf-eval
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -596,6 +596,11 @@ rapid-smol-conf() {  # eta 20 with the drafter stopping its chain at confidence 
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,greedy,rapid:eta=20,rapid:eta=20,confidence=0.3,rapid:eta=20,confidence=0.5 --limit 12 \
     --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-conf-smollm2-8000-eos.json"
+}
+
+rapid-smol-conf-eval() {  # answer quality of rapid-smol-conf's faster eta-20 settings, all 200 questions (about an hour)
+  $R eval "$OUT/longdoc-smollm2-7500" --method lc,rapid --eta 20 --confidence 0.3,0.5 --model $SMOL --drafter $SMOL \
+    --max-new-tokens 24 --json "$OUT/curve8/rapid-eval-smollm2-200-conf.json" --resume
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR

@@ -267,7 +267,7 @@ def evaluate(
     residual: Annotated[str, typer.Option("--residual", help="RAPID: p_hat or rapid.")] = "p_hat",
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="RAPID chunk tokens.")] = 256,
     budget: Annotated[int, typer.Option("--budget", help="RAPID drafter context tokens (0 = max(L/8, 1024)).")] = 0,
-    confidence: Annotated[Optional[float], typer.Option("--confidence", help="RAPID: the drafter ends its chain after a token it gives less than this probability (default 0.1).")] = None,
+    confidence: Annotated[str, typer.Option("--confidence", help="RAPID: the drafter ends its chain after a token it gives less than this probability (default 0.1); comma-separate several to compare them on one target prefill.")] = "",
     drafter_quant: Annotated[str, typer.Option("--drafter-quant", help="auto (float32 where the weights lie on block grids, else int8), int8, int4 or none.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Long-document sets: keep the rows already in the --json file's .rows.jsonl and ask only the other questions.")] = False,
 ) -> None:
@@ -282,7 +282,7 @@ def evaluate(
     if is_longdoc(data_dir):
         _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens,
                       [float(e) for e in eta.split(",") if e.strip()], alpha, gamma, residual, chunk_size, budget,
-                      confidence, drafter_quant, resume)
+                      [float(c) for c in confidence.split(",") if c.strip()], drafter_quant, resume)
         return
     if resume:
         raise ValueError("--resume works on long-document sets (ragspec data longdoc)")
@@ -337,7 +337,7 @@ def _done_rows(json_out: Optional[Path]) -> list[dict]:
 
 
 def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, max_new_tokens, etas, alpha,
-                  gamma, residual, chunk_size, budget, confidence, drafter_quant, resume) -> None:
+                  gamma, residual, chunk_size, budget, confidences, drafter_quant, resume) -> None:
     from rich.markup import escape
 
     from ragspec.eval.longdoc import run_longdoc
@@ -345,12 +345,15 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     from ragspec.models.loader import load_causal_lm
     from ragspec.retrieval.embedder import default_embedder
 
-    config = RapidConfig(eta=None, alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
-                         budget=budget, max_new_tokens=max_new_tokens,
-                         **({} if confidence is None else {"confidence": confidence}))
+    configs = [RapidConfig(eta=None, alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
+                           budget=budget, max_new_tokens=max_new_tokens, **({"confidence": c} if c is not None else {}))
+               for c in confidences or [None]]
     drafters = [d.strip() for d in (drafter or model).split(",") if d.strip()]
     target, embedder = load_causal_lm(model, backend), default_embedder()
-    rapids = [Rapid(target, _drafter(target, model, d, backend, drafter_quant), embedder, config) for d in drafters]
+    rapids = []
+    for d in drafters:  # one drafter model per name, each with every confidence
+        draft_lm = _drafter(target, model, d, backend, drafter_quant)
+        rapids += [Rapid(target, draft_lm, embedder, config) for config in configs]
     previous = _done_rows(json_out) if resume else []
     if previous:
         err.print(f"[dim]resuming: {len(previous)} questions already scored[/]", highlight=False)
@@ -366,7 +369,7 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
                          {"model": model, "drafter": ",".join(drafters), "drafter_quant": drafter_quant,
                           "data": str(data_dir), "alpha": alpha,
                           "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget,
-                          "confidence": config.confidence},
+                          "confidence": ",".join(f"{c.confidence:g}" for c in configs)},
                          done=previous)
     bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["methods"]))

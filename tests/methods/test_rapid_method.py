@@ -189,6 +189,17 @@ def test_self_and_upward_drafters_share_one_target_prefill(tmp_path):
     assert rapids[0]._prefix["target"].reused > 0 and rapids[1]._prefix["target"].reused == 0
 
 
+def test_one_drafter_with_two_settings_is_named_by_what_differs(tmp_path):
+    _two_question_set(tmp_path)
+    target, drafter = tiny_chat_lm("llama", max_pos=8192), tiny_chat_lm("llama", seed=3, max_pos=8192)
+    rapids = [Rapid(target, drafter, HashEmbedder(64), RapidConfig(chunk_size=64, budget=200, max_new_tokens=8,
+                                                                   confidence=c)) for c in (0.1, 0.5)]
+    result = run_longdoc(rapids, tmp_path, ["rapid"], [0.0, 20.0], 1)
+    assert list(result["methods"]) == [f"rapid[tiny-llama,confidence={c}]@eta={e}" for c in (0.1, 0.5) for e in (0, 20)]
+    r = result["rows"][0]["results"]  # eta 0 is the target's greedy whatever the drafter's chains
+    assert r["rapid[tiny-llama,confidence=0.1]@eta=0"]["prediction"] == r["rapid[tiny-llama,confidence=0.5]@eta=0"]["prediction"]
+
+
 def test_a_resumed_run_asks_only_the_missing_questions_and_scores_all(tmp_path):
     _two_question_set(tmp_path)
     full = run_longdoc(_rapid(), tmp_path, ["lc", "rapid"], [10.0], None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
@@ -147,8 +148,11 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
     if any(r.target is not rapids[0].target for r in rapids):
         raise ValueError("the RAPID runs of one evaluation must share one target model")
     labels = [r.drafter.info.name.split()[0] for r in rapids]
-    if len(set(labels)) < len(labels):  # the same drafter twice (say, int8 and float32): number them
-        labels = [f"{label}-{i + 1}" for i, label in enumerate(labels)]
+    if len(set(labels)) < len(labels):  # the same drafter twice: name the settings that differ, else number them
+        differ = [f.name for f in fields(rapids[0].config)  # eta is in every row's name already
+                  if f.name != "eta" and len({getattr(r.config, f.name) for r in rapids}) > 1]
+        labels = [",".join([label, *(f"{k}={getattr(r.config, k)}" for k in differ)]) if differ else f"{label}-{i + 1}"
+                  for i, (label, r) in enumerate(zip(labels, rapids))]
     labels = [f"[{label}]" if len(rapids) > 1 else "" for label in labels]
     sweeps = [list(etas) or [r.config.eta] for r in rapids]  # no etas given: each pair's default
     names = ["lc"] if "lc" in methods else []
