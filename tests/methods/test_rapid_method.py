@@ -197,7 +197,8 @@ def test_one_drafter_with_two_settings_is_named_by_what_differs(tmp_path):
     result = run_longdoc(rapids, tmp_path, ["rapid"], [0.0, 20.0], 1)
     assert list(result["methods"]) == [f"rapid[tiny-llama,confidence={c}]@eta={e}" for c in (0.1, 0.5) for e in (0, 20)]
     r = result["rows"][0]["results"]  # eta 0 is the target's greedy whatever the drafter's chains
-    assert r["rapid[tiny-llama,confidence=0.1]@eta=0"]["prediction"] == r["rapid[tiny-llama,confidence=0.5]@eta=0"]["prediction"]
+    assert r["rapid[tiny-llama,confidence=0.1]@eta=0"]["prediction"] == \
+        r["rapid[tiny-llama,confidence=0.5]@eta=0"]["prediction"]
 
 
 def test_a_resumed_run_asks_only_the_missing_questions_and_scores_all(tmp_path):
