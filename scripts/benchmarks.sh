@@ -10,6 +10,7 @@
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
 #                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf rapid-smol-conf-eval
+#                                               rapid-smol-conf-curve
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -601,6 +602,17 @@ rapid-smol-conf() {  # eta 20 with the drafter stopping its chain at confidence 
 rapid-smol-conf-eval() {  # answer quality of rapid-smol-conf's faster eta-20 settings, all 200 questions (about an hour)
   $R eval "$OUT/longdoc-smollm2-7500" --method lc,rapid --eta 20 --confidence 0.3,0.5 --model $SMOL --drafter $SMOL \
     --max-new-tokens 24 --json "$OUT/curve8/rapid-eval-smollm2-200-conf.json" --resume
+}
+
+rapid-smol-conf-curve() {  # SmolLM2's eta 20 with chains stopped at confidence 0.3 (+4.9 F1) by context length, beside
+  # the default eta 10 and transformers' baselines in each run (then its plot)
+  local t
+  for t in 8000 4000 2000; do
+    $R bench speed --data "longdoc:$OUT/longdoc-smollm2-$t" --model $SMOL --drafter $SMOL \
+      --methods hf-greedy,hf-assisted,greedy,rapid:eta=10,rapid:eta=20,confidence=0.3 --limit 6 --max-new-tokens 64 \
+      --ignore-eos --json "$OUT/curve8/rapid-conf-smollm2-$t-eos.json"
+  done
+  $R bench plot "$OUT"/curve8/rapid-conf-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-eta20.png
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
