@@ -596,7 +596,7 @@ rapid-smol-conf() {  # eta 20 with the drafter stopping its chain at confidence 
   # the 8K set's first 12 prompts: fewer drafted tokens the nudge rejects
   $R bench speed --data "longdoc:$OUT/longdoc-smollm2-8000" --model $SMOL --drafter $SMOL \
     --methods hf-greedy,greedy,rapid:eta=20,rapid:eta=20,confidence=0.3,rapid:eta=20,confidence=0.5 --limit 12 \
-    --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-conf-smollm2-8000-eos.json"
+    --max-new-tokens 64 --ignore-eos --json "$OUT/curve8/rapid-conf12-smollm2-8000-eos.json"
 }
 
 rapid-smol-conf-eval() {  # answer quality of rapid-smol-conf's faster eta-20 settings, all 200 questions (about an hour)
