@@ -10,7 +10,7 @@
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
 #                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf rapid-smol-conf-eval
-#                                               rapid-smol-conf-curve
+#                                               rapid-smol-conf-curve rapid-qwen-assisted
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -613,6 +613,13 @@ rapid-smol-conf-curve() {  # SmolLM2's eta 20 with chains stopped at confidence 
       --ignore-eos --json "$OUT/curve8/rapid-conf-smollm2-$t-eos.json"
   done
   $R bench plot "$OUT"/curve8/rapid-conf-smollm2-{2000,4000,8000}-eos.json --out docs/img/rapid-speed-smollm2-eta20.png
+}
+
+rapid-qwen-assisted() {  # Qwen 0.5B's RAPID at 9K beside transformers' assisted generation in the same run
+  $R data longdoc --out "$OUT/longdoc-qwen-16000" --tokens 16000 --limit 200 --model $QD
+  $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
+    --methods hf-greedy,hf-assisted,greedy,rapid:eta=0,rapid:eta=10 --limit 3 --max-new-tokens 64 --ignore-eos \
+    --json "$OUT/curve8/rapid-assisted-qwen05-16000-eos.json"
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR

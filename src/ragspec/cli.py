@@ -367,9 +367,9 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
 
     result = run_longdoc(rapids, data_dir, [m.strip() for m in method.split(",")], etas, limit, progress,
                          {"model": model, "drafter": ",".join(drafters), "drafter_quant": drafter_quant,
-                          "data": str(data_dir), "alpha": alpha,
-                          "gamma": gamma, "residual": residual, "chunk_size": chunk_size, "budget": budget,
-                          "confidence": ",".join(f"{c.confidence:g}" for c in configs)},
+                          "data": str(data_dir), "alpha": alpha, "gamma": gamma, "residual": residual,
+                          "chunk_size": chunk_size, "budget": budget,
+                          "confidence": [c.confidence for c in configs] if len(configs) > 1 else configs[0].confidence},
                          done=previous)
     bench_cli.write_json(json_out, result)
     out.print_json(json.dumps(result["methods"]))
