@@ -345,9 +345,8 @@ def _eval_longdoc(data_dir, method, limit, json_out, model, drafter, backend, ma
     from ragspec.models.loader import load_causal_lm
     from ragspec.retrieval.embedder import default_embedder
 
-    configs = [RapidConfig(eta=None, alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size,
-                           budget=budget, max_new_tokens=max_new_tokens, **({"confidence": c} if c is not None else {}))
-               for c in confidences or [None]]
+    configs = [RapidConfig(alpha=alpha, gamma=gamma, residual=residual, chunk_size=chunk_size, budget=budget,
+                           max_new_tokens=max_new_tokens, confidence=c) for c in confidences or [RapidConfig.confidence]]
     drafters = [d.strip() for d in (drafter or model).split(",") if d.strip()]
     target, embedder = load_causal_lm(model, backend), default_embedder()
     rapids = []

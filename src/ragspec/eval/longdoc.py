@@ -147,13 +147,7 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
     rapids = list(rapid) if isinstance(rapid, (list, tuple)) else [rapid]
     if any(r.target is not rapids[0].target for r in rapids):
         raise ValueError("the RAPID runs of one evaluation must share one target model")
-    labels = [r.drafter.info.name.split()[0] for r in rapids]
-    if len(set(labels)) < len(labels):  # the same drafter twice: name the settings that differ, else number them
-        differ = [f.name for f in fields(rapids[0].config)  # eta is in every row's name already
-                  if f.name != "eta" and len({getattr(r.config, f.name) for r in rapids}) > 1]
-        labels = [",".join([label, *(f"{k}={getattr(r.config, k)}" for k in differ)]) if differ else f"{label}-{i + 1}"
-                  for i, (label, r) in enumerate(zip(labels, rapids))]
-    labels = [f"[{label}]" if len(rapids) > 1 else "" for label in labels]
+    labels = _labels(rapids)
     sweeps = [list(etas) or [r.config.eta] for r in rapids]  # no etas given: each pair's default
     names = ["lc"] if "lc" in methods else []
     for label, sweep in zip(labels, sweeps):
@@ -196,6 +190,21 @@ def run_longdoc(rapid, data_dir: str | Path, methods: list[str], etas: list[floa
                         "doc_tokens_mean": round(statistics.fmean(r["doc_tokens"] for r in rows), 1) if rows else 0,
                         "truncated_documents": sum(r["doc_truncated"] for r in rows)},
             "methods": summaries, "rows": rows}
+
+
+def _labels(rapids: list) -> list[str]:
+    """Each run's tag in its rows' names: "" for one run, else "[drafter]"; the same drafter twice is told
+    apart by the settings that differ ("[smollm2-135m,confidence=0.3]"; eta is in every name already), or
+    numbered where none does (say, its int8 and float32 copies)."""
+    if len(rapids) == 1:
+        return [""]
+    names = [r.drafter.info.name.split()[0] for r in rapids]
+    if len(set(names)) < len(names):
+        differ = [f.name for f in fields(rapids[0].config)
+                  if f.name != "eta" and len({getattr(r.config, f.name) for r in rapids}) > 1]
+        names = [",".join([n, *(f"{k}={getattr(r.config, k)}" for k in differ)]) if differ else f"{n}-{i + 1}"
+                 for i, (n, r) in enumerate(zip(names, rapids))]
+    return [f"[{n}]" for n in names]
 
 
 def _result(ans, q: dict) -> dict:

@@ -67,10 +67,6 @@ class RapidConfig:
         """eta 0 makes p_hat = p, so either residual emits exactly the target's law (docs/design.md)."""
         return self.eta == 0
 
-    def for_pair(self, target: CausalLM, drafter: CausalLM) -> "RapidConfig":
-        """This config with its eta settled for the pair: the one given, else `default_eta`."""
-        return self if self.eta is not None else replace(self, eta=default_eta(target, drafter))
-
     @property
     def max_nodes(self) -> int:
         """Draft nodes a step may verify: the drafter's chain, plus prompt-lookup branches when fused."""
@@ -128,7 +124,8 @@ class Rapid:
         if target.tokenizer.get_vocab() != drafter.tokenizer.get_vocab():
             raise ValueError("RAPID needs a drafter with the target's tokenizer (same vocabulary)")
         self.target, self.drafter, self.embedder = target, drafter, embedder
-        self.config = (config or RapidConfig()).for_pair(target, drafter)
+        config = config or RapidConfig()
+        self.config = config if config.eta is not None else replace(config, eta=default_eta(target, drafter))
         # Questions on one document share its tokens: each model's next prefill reuses the common prefix.
         self._prefix = {"target": PrefixCache(target), "drafter": PrefixCache(drafter)}
         # The chunk index of the last few documents: a run of questions on one document builds it once.
