@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from ragspec.bench.ceiling import monotone
-from ragspec.bench.cli import _load_models
-from ragspec.bench.speed import run_speed
+from ragspec.bench.speed import load_models, run_speed
 from ragspec.bench.verify import verify_curve
 from ragspec.decoding.sampling import SamplingParams
 from ragspec.drafting.base import DraftContext
@@ -95,7 +94,7 @@ def retrieval_accepted(proposer, ids: list[int], out: list[int]) -> tuple[np.nda
 
 
 def run(args) -> dict:
-    models = _load_models(args.model, args.drafter, args.data, "auto", "auto", False)
+    models = load_models(args.model, args.drafter, args.data, "auto", "auto", False)
     runs: list[tuple[list[int], list[int]]] = []
     measured = run_speed(models, args.data, ["greedy", "pld", "draft", "rasd:skip=0,idle=0"], args.limit,
                          args.max_new_tokens, ignore_eos=args.ignore_eos,

@@ -24,38 +24,6 @@ def write_json(path: Optional[Path], obj: dict) -> None:
         path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _load_models(model: str, drafter: Optional[str], set_name: str, datastore: str, backend: str,
-                 random_weights: bool, drafter_quant: str = "auto"):
-    from ragspec.bench.datastores import bench_datastore
-    from ragspec.bench.speed import BenchModels
-    from ragspec.models.loader import load_hf, random_hf, wrap
-
-    def load(name):
-        return random_hf(name) if random_weights else load_hf(name)
-
-    target_hf, tok, tname = load(model)
-    target = wrap(target_hf, tok, tname, backend)
-    drafter_hf = draft = None
-    if drafter:
-        if drafter == model:  # self-drafting: the same HF model (hf-assisted), an int8 copy for ragspec
-            drafter_hf, dtok, dname = target_hf, tok, tname
-        else:
-            drafter_hf, dtok, dname = load(drafter)
-        same = drafter == model and drafter_quant == "none"  # reuse the target: no second copy of the weights
-        draft = target if same else wrap(drafter_hf, dtok, dname, backend, drafter_quant)
-    if datastore == "none":
-        ds, ds_name = None, None
-    elif datastore == "auto":
-        ds_name, ds = bench_datastore(set_name, tok)
-    else:
-        from ragspec.corpus.store import Store
-        from ragspec.rag.datastore import load_datastore
-
-        with Store.open(datastore) as db:
-            ds, ds_name = load_datastore(db, tok), datastore
-    return BenchModels(target_hf, target, drafter_hf, draft, ds, ds_name)
-
-
 @app.command("speed")
 @user_errors
 def speed(
@@ -80,7 +48,9 @@ def speed(
     chosen = split_methods(methods) or list(DEFAULT_METHODS)
     if not drafter:
         chosen = [m for m in chosen if "draft" not in m and m != "hf-assisted"] if not methods else chosen
-    models = _load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
+    from ragspec.bench.speed import load_models
+
+    models = load_models(model, drafter, data, datastore, backend, random_weights, drafter_quant)
     result = run_speed(models, data, chosen, limit, max_new_tokens, on_prompt=_progress, ignore_eos=ignore_eos,
                        skip=skip)
     write_json(json_out, result)
@@ -115,7 +85,9 @@ def ceiling(
     chosen = split_methods(methods)
     if any("draft" in m or m == "hf-assisted" or m.startswith("rapid") for m in chosen):
         raise ValueError("bench ceiling bounds copy-based drafts: measure drafter methods with bench speed")
-    models = _load_models(model, None, data, datastore, "auto", False)
+    from ragspec.bench.speed import load_models
+
+    models = load_models(model, None, data, datastore, "auto", False)
     result = run_ceiling(models, data, chosen, limit, max_new_tokens, depth, on_prompt=_progress)
     write_json(json_out, result)
     _print_speed(result)

@@ -97,6 +97,39 @@ class BenchModels:
     embedder: object | None = None  # RAPID's chunk retrieval (None: the default MiniLM)
 
 
+def load_models(model: str, drafter: str | None, set_name: str, datastore: str, backend: str,
+                random_weights: bool, drafter_quant: str = "auto") -> BenchModels:
+    """The run's models: the target (and drafter) as HF objects for the baselines and ragspec wrappers over the
+    same weights; the set's datastore (`auto`), none, or a store folder's."""
+    from ragspec.bench.datastores import bench_datastore
+    from ragspec.models.loader import load_hf, random_hf, wrap
+
+    def load(name):
+        return random_hf(name) if random_weights else load_hf(name)
+
+    target_hf, tok, tname = load(model)
+    target = wrap(target_hf, tok, tname, backend)
+    drafter_hf = draft = None
+    if drafter:
+        if drafter == model:  # self-drafting: the same HF model (hf-assisted), an int8 copy for ragspec
+            drafter_hf, dtok, dname = target_hf, tok, tname
+        else:
+            drafter_hf, dtok, dname = load(drafter)
+        same = drafter == model and drafter_quant == "none"  # reuse the target: no second copy of the weights
+        draft = target if same else wrap(drafter_hf, dtok, dname, backend, drafter_quant)
+    if datastore == "none":
+        ds, ds_name = None, None
+    elif datastore == "auto":
+        ds_name, ds = bench_datastore(set_name, tok)
+    else:
+        from ragspec.corpus.store import Store
+        from ragspec.rag.datastore import load_datastore
+
+        with Store.open(datastore) as db:
+            ds, ds_name = load_datastore(db, tok), datastore
+    return BenchModels(target_hf, target, drafter_hf, draft, ds, ds_name)
+
+
 def run_speed(models: BenchModels, set_name: str, methods: list[str], limit: int, max_new_tokens: int,
               engine_config: EngineConfig | None = None, options: SpecOptions | None = None,
               on_prompt: Callable[[int, str, dict, list[int]], None] | None = None, ignore_eos: bool = False,
