@@ -10,7 +10,7 @@
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
 #                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf rapid-smol-conf-eval
-#                                               rapid-smol-conf-curve rapid-qwen-assisted
+#                                               rapid-smol-conf-curve rapid-qwen-assisted rasd-ablation8
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -620,6 +620,24 @@ rapid-qwen-assisted() {  # Qwen 0.5B's RAPID at 9K beside transformers' assisted
   $R bench speed --data "longdoc:$OUT/longdoc-qwen-16000" --model $QD --drafter $QD \
     --methods hf-greedy,hf-assisted,greedy,rapid:eta=0,rapid:eta=10 --limit 3 --max-new-tokens 64 --ignore-eos \
     --json "$OUT/curve8/rapid-assisted-qwen05-16000-eos.json"
+}
+
+rasd-ablation8() {  # issue 4's ablation on the four copy-heavy sets with the 8-bit grids: pruning none / fixed / auto,
+  # retrieval overlapped / serial (the Qwen pair); SmolLM2's retrieval-only RASD with and without pruning
+  local methods=greedy,pld,rest,draft,rasd:prune=none,rasd:prune=topk,k=4,rasd:prune=threshold,threshold=0.05,rasd,rasd:overlap=0
+  local s eos
+  for s in summarization rag squad-longdoc humaneval; do
+    eos=""; [ "$s" = squad-longdoc ] && eos=--ignore-eos
+    log "qwen rasd ablation $s"
+    $R bench speed --data "$s" --model $QT --drafter $QD --methods "$methods" --limit 5 --max-new-tokens 64 $eos \
+      --json "$OUT/ablation8/rasd-ablation-qwen-$s.json"
+  done
+  for s in summarization rag squad-longdoc humaneval; do
+    eos=""; [ "$s" = squad-longdoc ] && eos=--ignore-eos
+    log "smollm2 retrieval-only rasd ablation $s"
+    $R bench speed --data "$s" --model $SMOL --methods greedy,pld,rest,rasd:prune=none,rasd --limit 10 \
+      --max-new-tokens 64 $eos --json "$OUT/ablation8/rasd-ablation-smollm2-$s.json"
+  done
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
