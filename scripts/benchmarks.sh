@@ -10,7 +10,7 @@
 #                                               drafter-quant eval-tail-avx512 siblings rapid-eta-speed rapid-qwen-pair-next6 grid attention grid8
 #                                               rasd5 f32-drafter-eval rapid-qwen-curve8 rapid-gate tree-mal identity-qwen-stack
 #                                               rapid-smol-curve8 rapid-smol-next6 rapid-smol-conf rapid-smol-conf-eval
-#                                               rapid-smol-conf-curve rapid-qwen-assisted rasd-ablation8
+#                                               rapid-smol-conf-curve rapid-qwen-assisted rasd-ablation8 verify5
 #                                               quick)
 # Results go to bench-out/. Run on an otherwise idle machine: speeds are ratios within one run, but a busy
 # machine still adds noise. Needs `make models` plus `ragspec models pull qwen2.5-coder-0.5b` and
@@ -638,6 +638,14 @@ rasd-ablation8() {  # issue 4's ablation on the four copy-heavy sets with the 8-
     $R bench speed --data "$s" --model $SMOL --methods greedy,pld,rest,rasd:prune=none,rasd --limit 10 \
       --max-new-tokens 64 $eos --json "$OUT/ablation8/rasd-ablation-smollm2-$s.json"
   done
+}
+
+verify5() {  # the verification-cost curve, ragspec's fast backend against the stock path in one run (current code)
+  mkdir -p "$OUT/verify5"
+  $R bench verify --model $SMOL --backends fast,stock --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 5 \
+    --json "$OUT/verify5/verify-smollm2.json"
+  $R bench verify --model $QT --backends fast,stock --contexts 1024,4096,8000 --tokens 1,4,8,16,32 --reps 3 \
+    --json "$OUT/verify5/verify-qwen15.json"
 }
 
 smol_copy_speed() {  # SmolLM2 on the three copy-heavy sets, 10 prompts each: DIR
