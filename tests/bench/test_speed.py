@@ -133,3 +133,26 @@ def test_hf_first_step_tokens_are_counted():
     assert hf_generate("hf-greedy", hf, prompt, 12, (0,)).ttft_tokens == 1
     assisted = hf_generate("hf-assisted", hf, prompt, 12, (0,), assistant=hf)  # its own assistant: all accepted
     assert assisted.ttft_tokens > 1 and assisted.token_ids == hf_generate("hf-greedy", hf, prompt, 12, (0,)).token_ids
+
+
+def test_load_models_reuses_the_target_when_it_drafts_for_itself(monkeypatch):
+    """Self-drafting without quantization wraps the target once (no second copy of its weights); a named
+    drafter or a quantized copy gets its own wrapper; `datastore="none"` runs without REST."""
+    from ragspec.bench import speed
+    from ragspec.models import loader
+
+    tok = tiny_tokenizer()
+    loaded = []
+
+    def fake_load_hf(name):
+        loaded.append(name)
+        return tiny_hf(vocab=len(tok), seed=len(loaded)), tok, name
+
+    monkeypatch.setattr(loader, "load_hf", fake_load_hf)
+    same = speed.load_models("t", "t", "rag", "none", "fast", False, "none")
+    assert same.drafter is same.target and same.drafter_hf is same.target_hf
+    assert same.datastore is None and same.datastore_name is None and loaded == ["t"]
+    other = speed.load_models("t", "d", "rag", "none", "fast", False, "none")
+    assert other.drafter is not other.target and other.drafter.info.name == "d" and loaded[-2:] == ["t", "d"]
+    copy = speed.load_models("t", "t", "rag", "none", "fast", False, "int8")
+    assert copy.drafter is not copy.target and copy.drafter_hf is copy.target_hf
