@@ -111,7 +111,7 @@ def load_models(model: str, drafter: str | None, set_name: str, datastore: str, 
     target = wrap(target_hf, tok, tname, backend)
     drafter_hf = draft = None
     if drafter:
-        if drafter == model:  # self-drafting: the same HF model (hf-assisted), an int8 copy for ragspec
+        if drafter == model:  # self-drafting: one HF model (hf-assisted); ragspec drafts on a `drafter_quant` copy
             drafter_hf, dtok, dname = target_hf, tok, tname
         else:
             drafter_hf, dtok, dname = load(drafter)
