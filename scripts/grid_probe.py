@@ -1,46 +1,50 @@
-"""Which of a model's decoder weights lie on 4- or 8-bit grids, tensor by tensor, and whether the fused
-q/k/v and gate/up of each layer fit one grid (where they do not, the fast backend packs them part by
-part: grid.GridStack).
+"""Throughput of the grid kernel alone on Qwen 1.5B's weight shapes (docs/benchmarks.md, the verify curve).
 
-    python scripts/grid_probe.py ~/.cache/ragspec/models/qwen2.5-coder-1.5b/model.safetensors
-
-Prints one line per layer (each projection's bits, or None), then the weights that one grid per fused
-tensor would leave in float32 (the fast backend before GridStack).
+python scripts/grid_probe.py: ms (median of 15) and G multiply-adds a second of `grid.GridLinear`'s
+product at 1, 4, 8, 16 and 32 rows of x, for random weights on 4-bit grids of `gate_up`'s and `down`'s
+shapes, `qkv`'s, and a quarter of the output layer on an 8-bit grid. A kernel variant is measured by
+running this before and after rebuilding `grid.cpp` (the build is keyed by the source).
 """
 
-import sys
+import statistics
+import time
 
 import torch
-from safetensors import safe_open
 
 from ragspec.models import grid
 
-PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
-FUSED = {"q": "qkv", "k": "qkv", "v": "qkv", "gate": "gate_up", "up": "gate_up"}
+
+def on_grid(n: int, k: int, bits: int) -> torch.Tensor:
+    """A float32 weight [n, k] on a 4-bit grid (code * scale + offset per 32) or an 8-bit one (per 16)."""
+    g = torch.Generator().manual_seed(n + k)
+    step = 32 if bits == 4 else 16
+    d = (torch.rand(n, k // step, 1, generator=g) * 0.01 + 1e-3).half().float()
+    if bits == 4:
+        q = torch.randint(0, 16, (n, k // step, step), generator=g).float()
+        return (d * q + (-8 * d).half().float()).reshape(n, k)
+    return (d * torch.randint(-127, 128, (n, k // step, step), generator=g).float()).reshape(n, k)
 
 
-def main(path: str) -> None:
-    torch.set_num_threads(1)
-    f = safe_open(path, "pt")
-    layers = sorted({int(n.split(".")[2]) for n in f.keys() if n.endswith("proj.weight")})
-    total = {"packed": 0, "float": 0}
-    for i in layers:
-        bits, sizes = {}, {}
-        for p in PROJECTIONS:
-            w = f.get_tensor(f"model.layers.{i}.{p}.weight")
-            g = grid.pack(w)
-            name = p.split(".")[1].removesuffix("_proj")
-            bits[name], sizes[name] = (g.bits if g is not None else None), w.numel()
-        one_grid = {"qkv": len({bits["q"], bits["k"], bits["v"]}) == 1 and bits["q"] is not None,
-                    "gate_up": bits["gate"] == bits["up"] and bits["gate"] is not None}
-        for name, n in sizes.items():
-            ok = one_grid[FUSED[name]] if name in FUSED else bits[name] is not None
-            total["packed" if ok else "float"] += n
-        print(i, " ".join(f"{n}:{b}" for n, b in bits.items()),
-              "| one grid: qkv", one_grid["qkv"], "gate_up", one_grid["gate_up"], flush=True)
-    print(total, "share on one grid per fused tensor:", round(total["packed"] / sum(total.values()), 4))
+def main() -> None:
+    shapes = [("gate_up", 17920, 1536, 4), ("down", 1536, 8960, 4), ("qkv", 2048, 1536, 4),
+              ("lm_head/4", 151936 // 4, 1536, 8)]
+    for name, n, k, bits in shapes:
+        weight = grid.pack(on_grid(n, k, bits))
+        assert weight is not None and weight.bits == bits, name
+        cells = []
+        for rows in (1, 4, 8, 16, 32):
+            x = torch.randn(rows, k)
+            for _ in range(3):
+                weight(x)
+            times = []
+            for _ in range(15):
+                t = time.perf_counter()
+                weight(x)
+                times.append(time.perf_counter() - t)
+            ms = 1000 * statistics.median(times)
+            cells.append(f"{rows}: {ms:.2f} ms {rows * n * k / ms / 1e6:.0f} G/s")
+        print(f"{name} ({n} x {k}, {bits}-bit) | " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
